@@ -1,0 +1,140 @@
+#!/usr/bin/env bash
+# The five services as background processes (make up / make down) or in the
+# foreground (make run). Stops exactly what it started, by PID.
+#
+# Usage: deploy/scripts/services.sh <start|stop|status|run> [--profile local]
+# Logs: .local/logs/<service>.log   PIDs: .local/run/<service>.pid
+set -Eeuo pipefail
+REPO_ROOT=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/../.." && pwd -P)
+STATE_DIR=$REPO_ROOT/.local
+PY=$STATE_DIR/venv/bin/python
+SERVICES=(ingestion triage escalation notification metrics)
+READY_TIMEOUT=${READY_TIMEOUT:-120}
+
+COMMAND=${1:-}
+shift || true
+while (($#)); do
+  case $1 in
+    --profile) [[ ${2:-} == local ]] || { echo "services.sh: only the local profile runs here (tests start their own)" >&2; exit 2; }; shift 2 ;;
+    *) echo "services.sh: unknown argument $1" >&2; exit 2 ;;
+  esac
+done
+
+mkdir -p "$STATE_DIR/logs" "$STATE_DIR/run"
+pidfile() { printf '%s/run/%s.pid' "$STATE_DIR" "$1"; }
+
+running_pid() {
+  # The PID from the file, if that process is alive and is this service of this checkout.
+  local file pid
+  file=$(pidfile "$1")
+  [[ -f $file ]] || return 1
+  pid=$(<"$file")
+  [[ $pid =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null || return 1
+  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q -- "-m services.$1" || return 1
+  grep -q "^State:.*Z" "/proc/$pid/status" 2>/dev/null && return 1
+  printf '%s' "$pid"
+}
+
+load_env() {
+  [[ -f $STATE_DIR/stack.env ]] || { echo "services.sh: no $STATE_DIR/stack.env: start the stack first (make up)" >&2; exit 1; }
+  # shellcheck disable=SC1091
+  . "$STATE_DIR/stack.env"
+  export DATA_DIR=${DATA_DIR:-$STATE_DIR/data}
+  export INGESTION_PORT=${INGESTION_PORT:-8080} METRICS_PORT=${METRICS_PORT:-9108}
+}
+
+ready() {
+  case $1 in
+    ingestion) curl -fsS "http://127.0.0.1:$INGESTION_PORT/readyz" >/dev/null 2>&1 ;;
+    *) grep -q '\[\^Worker\]: Ready' "$STATE_DIR/logs/$1.log" 2>/dev/null ;;
+  esac
+}
+
+start_one() {
+  local name=$1 pid
+  if pid=$(running_pid "$name"); then
+    echo "  $name already running (pid $pid)"
+    return 0
+  fi
+  : >"$STATE_DIR/logs/$name.log"
+  (cd "$REPO_ROOT" && exec setsid "$PY" -m "services.$name" >>"$STATE_DIR/logs/$name.log" 2>&1) &
+  echo $! >"$(pidfile "$name")"
+}
+
+wait_ready() {
+  local name deadline=$((SECONDS + READY_TIMEOUT)) pending
+  while :; do
+    pending=()
+    for name in "${SERVICES[@]}"; do
+      running_pid "$name" >/dev/null || { echo "services.sh: $name exited; last lines of its log:" >&2; tail -n 30 "$STATE_DIR/logs/$name.log" >&2; return 1; }
+      ready "$name" || pending+=("$name")
+    done
+    ((${#pending[@]} == 0)) && return 0
+    if ((SECONDS > deadline)); then
+      echo "services.sh: not ready after ${READY_TIMEOUT}s: ${pending[*]}" >&2
+      for name in "${pending[@]}"; do tail -n 20 "$STATE_DIR/logs/$name.log" >&2; done
+      return 1
+    fi
+    sleep 0.5 # polling for readiness, bounded by the deadline above
+  done
+}
+
+stop_one() {
+  local name=$1 pid
+  if ! pid=$(running_pid "$name"); then
+    rm -f "$(pidfile "$name")"
+    return 0
+  fi
+  kill -TERM "$pid" 2>/dev/null || true
+  for _ in $(seq 1 150); do
+    running_pid "$name" >/dev/null || break
+    sleep 0.1
+  done
+  if running_pid "$name" >/dev/null; then
+    echo "  $name did not stop in 15 s; killing pid $pid"
+    kill -KILL "$pid" 2>/dev/null || true
+  fi
+  rm -f "$(pidfile "$name")"
+  echo "  $name stopped"
+}
+
+cmd_start() {
+  load_env
+  "$PY" -m services.cli.credentials >/dev/null
+  for name in "${SERVICES[@]}"; do start_one "$name"; done
+  wait_ready
+  echo "services ready:"
+  print_urls
+}
+
+print_urls() {
+  cat <<EOT
+  API (ingestion)   http://127.0.0.1:$INGESTION_PORT   (OpenAPI: /openapi.json, health: /healthz, /readyz)
+  metrics           http://127.0.0.1:$METRICS_PORT/metrics
+  Kafka             $KAFKA_BOOTSTRAP
+  PostgreSQL        $DATABASE_URL
+  credentials       $STATE_DIR/credentials.env   (source it: . .local/credentials.env)
+  logs              $STATE_DIR/logs/
+EOT
+}
+
+cmd_stop() {
+  local i
+  for ((i = ${#SERVICES[@]} - 1; i >= 0; i--)); do stop_one "${SERVICES[i]}"; done
+}
+
+cmd_status() {
+  local rc=0 name pid
+  for name in "${SERVICES[@]}"; do
+    if pid=$(running_pid "$name"); then echo "  $name running (pid $pid)"; else echo "  $name stopped"; rc=3; fi
+  done
+  return $rc
+}
+
+case $COMMAND in
+  start) cmd_start ;;
+  stop) cmd_stop ;;
+  status) cmd_status ;;
+  urls) load_env; print_urls ;;
+  *) echo "usage: services.sh <start|stop|status|urls>" >&2; exit 2 ;;
+esac

@@ -1,0 +1,1 @@
+"""The five services: ingestion, triage, escalation, notification, metrics."""

@@ -1,0 +1,85 @@
+"""Escalation: acknowledgement deadlines and reminders as data in a table, nudged by a timer."""
+from __future__ import annotations
+
+import logging
+import time
+from datetime import datetime, timezone
+
+import faust
+
+from shared import catalogue as cat
+from shared.domain.organisation import Organisation
+from shared.kafka.faust_app import create_app, declare, table
+from shared.kafka.streams import process, decode, key_of, origin_of, send_model
+from shared.messages import AuditEvent, DeadlineCheck
+from shared.settings import Settings
+
+from .handlers import Deadlines, on_audit, on_check
+
+log = logging.getLogger("escalation")
+SERVICE = "escalation"
+_RECHECK_SECONDS = 5.0
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def build(settings: Settings, org: Organisation) -> faust.App:
+    app = create_app(SERVICE, settings)
+    n = settings.topic_partitions
+    audit = declare(app, cat.INCIDENT_AUDIT, n)
+    checks = declare(app, cat.DEADLINE_CHECKS, n)
+    commands = declare(app, cat.INCIDENT_COMMANDS, n)
+    dead = declare(app, cat.DEAD_LETTER, n)
+    deadlines = table(app, "deadlines", n)
+    # Checks sent and not yet seen back: the timer does not repeat them every tick.
+    in_flight: dict[str, float] = {}
+
+    # One agent reads both topics, so a deadline is never changed by two coroutines at once.
+    @app.agent(app.topic(cat.INCIDENT_AUDIT.name, cat.DEADLINE_CHECKS.name, key_serializer="raw",
+                         value_serializer="raw"), concurrency=1)
+    async def follow(stream):
+        async for event in stream.events():
+            await process(event, _follow, dead, SERVICE)
+
+    async def _follow(event) -> None:
+        key = key_of(event)
+        origin = origin_of(event)
+        record = Deadlines.model_validate(deadlines.get(key) or {})
+        now = utcnow()
+        if origin.topic == cat.DEADLINE_CHECKS.name:
+            check = await decode(event, DeadlineCheck, dead, SERVICE)
+            if check is None:
+                return
+            in_flight.pop(key, None)
+            updated, envelopes = on_check(record, key, org, origin, now)
+        else:
+            message = await decode(event, AuditEvent, dead, SERVICE)
+            if message is None:
+                return
+            updated, envelopes = on_audit(record, message, org, origin, now)
+        if updated != record:
+            deadlines[key] = updated.model_dump(mode="json")
+        for envelope in envelopes:
+            await send_model(commands, key, envelope)
+
+    @app.timer(interval=settings.tick_seconds)
+    async def nudge() -> None:
+        """Timers cannot write tables: ask the owning agent to look at due incidents."""
+        now = utcnow()
+        clock = time.monotonic()
+        for key, value in list(deadlines.items()):
+            if value is None:
+                continue
+            due = Deadlines.model_validate(value).next_due()
+            if due is None or due > now:
+                continue
+            if clock - in_flight.get(key, -_RECHECK_SECONDS) < _RECHECK_SECONDS:
+                continue
+            in_flight[key] = clock
+            await send_model(checks, key, DeadlineCheck(incident_id=key, due=due))
+
+    # Declared so Faust knows the topics (created with their partitions by the runner).
+    _ = (audit, checks)
+    return app

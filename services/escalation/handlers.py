@@ -1,0 +1,135 @@
+"""Escalation and reminder deadlines, kept as data per incident.
+
+``on_audit`` follows the incident's life and sets deadlines; ``on_check`` (after a
+timer nudge) acts on the deadlines that are due. Both return commands for triage,
+which records each step and so drives the notifications.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from pydantic import BaseModel
+
+from shared.domain import escalation as policy
+from shared.domain.commands import MarkEscalationFailed, RecordEscalation, SendReminder
+from shared.domain.incident import Incident
+from shared.domain.organisation import Organisation
+from shared.messages import AuditEvent, CommandEnvelope, Origin
+
+
+class Deadlines(BaseModel):
+    """The escalation table's value for one incident."""
+
+    last_version: int = 0
+    escalation: policy.Escalation | None = None
+    update_due: datetime | None = None
+    update_every: float | None = None  # seconds between status updates (the severity's cadence)
+    mttr_due: datetime | None = None
+    postmortem_due: datetime | None = None
+
+    def next_due(self) -> datetime | None:
+        candidates = [self.update_due, self.mttr_due, self.postmortem_due]
+        if self.escalation is not None and self.escalation.status == "active":
+            candidates.append(self.escalation.deadline)
+        due = [moment for moment in candidates if moment is not None]
+        return min(due) if due else None
+
+
+def _cadence(org: Organisation, incident: Incident) -> timedelta | None:
+    return org.update_cadence.get(incident.severity)
+
+
+def _mttr_due(org: Organisation, incident: Incident) -> datetime | None:
+    target = org.mttr_targets.get(incident.severity)
+    return incident.detected_at + target if target is not None and not incident.mttr_breached else None
+
+
+def _envelope(incident_id: str, command, origin: Origin, index: int, now: datetime) -> CommandEnvelope:
+    return CommandEnvelope(
+        command_id=f"escalation:{origin.stream}:{origin.offset}:{index}",
+        incident_id=incident_id,
+        actor="escalation",
+        issued_at=now,
+        origin=origin.model_copy(update={"index": index}),
+        command=command,
+    )
+
+
+def _page(state: policy.Escalation, page: policy.Page, org: Organisation, now: datetime) -> RecordEscalation:
+    level = state.plan.levels[page.level]
+    targets = [policy.resolve_target(t, org, state.team, state.plan.rotation, now) for t in level.targets]
+    return RecordEscalation(round=page.round, level=page.level, targets=targets, timeout_seconds=page.timeout.total_seconds())
+
+
+def on_audit(
+    record: Deadlines, event: AuditEvent, org: Organisation, origin: Origin, now: datetime
+) -> tuple[Deadlines, list[CommandEnvelope]]:
+    if event.version <= record.last_version:
+        return record, []
+    incident = Incident.model_validate(event.incident)
+    update: dict = {"last_version": event.version}
+    commands: list = []
+    change = event.change
+    escalation = record.escalation
+
+    if change in ("opened", "reopened") and incident.escalation is not None and incident.status.value == "triggered":
+        escalation, page = policy.start(incident.incident_id, incident.team, incident.escalation,
+                                        incident.reopen_count, now)
+        commands.append(_page(escalation, page, org, now))
+    elif change in ("acknowledged", "mitigation_added", "resolved", "closed") and escalation is not None:
+        escalation = policy.stop(escalation)
+    elif change == "escalation_failed" and escalation is not None:
+        escalation = escalation.model_copy(update={"status": "failed"})
+    update["escalation"] = escalation
+
+    cadence = _cadence(org, incident)
+    if incident.status.is_open:
+        if change in ("opened", "reopened", "update_posted", "severity_changed") or record.update_due is None:
+            base = incident.last_update_at or incident.opened_at
+            if change in ("opened", "reopened"):
+                base = now
+            update["update_due"] = base + cadence if cadence is not None else None
+            update["update_every"] = cadence.total_seconds() if cadence is not None else None
+        if change in ("opened", "reopened", "severity_changed"):
+            update["mttr_due"] = _mttr_due(org, incident)
+        if change == "mttr_target_breached":
+            update["mttr_due"] = None
+    else:
+        update["update_due"] = None
+        update["mttr_due"] = None
+
+    postmortem = incident.postmortem
+    if postmortem is None or postmortem.status == "completed":
+        update["postmortem_due"] = None
+    elif change == "postmortem_created" or record.postmortem_due is None:
+        update["postmortem_due"] = postmortem.due_at
+
+    envelopes = [_envelope(incident.incident_id, command, origin, i, now) for i, command in enumerate(commands)]
+    return record.model_copy(update=update), envelopes
+
+
+def on_check(
+    record: Deadlines, incident_id: str, org: Organisation, origin: Origin, now: datetime
+) -> tuple[Deadlines, list[CommandEnvelope]]:
+    update: dict = {}
+    commands: list = []
+    escalation = record.escalation
+    if escalation is not None:
+        advanced, step = policy.on_deadline(escalation, now)
+        if isinstance(step, policy.Page):
+            commands.append(_page(advanced, step, org, now))
+        elif isinstance(step, policy.Exhausted):
+            commands.append(MarkEscalationFailed(round=step.round, fallback_team=org.fallback_team))
+        update["escalation"] = advanced
+    if record.update_due is not None and record.update_due <= now:
+        commands.append(SendReminder(reminder="update_due", due_at=record.update_due.isoformat()))
+        every = record.update_every
+        update["update_due"] = now + timedelta(seconds=every) if every else None
+    if record.mttr_due is not None and record.mttr_due <= now:
+        commands.append(SendReminder(reminder="mttr_target_breached", due_at=record.mttr_due.isoformat()))
+        update["mttr_due"] = None
+    if record.postmortem_due is not None and record.postmortem_due <= now:
+        commands.append(SendReminder(reminder="postmortem_overdue", due_at=record.postmortem_due.isoformat()))
+        update["postmortem_due"] = now + org.postmortem.reminder_interval
+    envelopes = [_envelope(incident_id, command, origin, i, now) for i, command in enumerate(commands)]
+    return record.model_copy(update=update), envelopes

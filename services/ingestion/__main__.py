@@ -1,0 +1,24 @@
+"""python -m services.ingestion"""
+from __future__ import annotations
+
+import logging
+
+import uvicorn
+
+from shared.config_loader import load_organisation
+from shared.settings import load_settings
+
+from .app import create_app
+
+
+def main() -> None:
+    settings = load_settings()
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s ingestion %(levelname)s %(name)s: %(message)s")
+    org = load_organisation(settings.incident_config)
+    app = create_app(settings, org)
+    uvicorn.run(app, host=settings.ingestion_host, port=settings.ingestion_port, log_level=settings.log_level.lower(),
+                access_log=False)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,108 @@
+"""Ingestion: the HTTP edge (FastAPI) with an aiokafka producer and the PostgreSQL recorder."""
+from __future__ import annotations
+
+import logging
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel, Field
+
+from shared.auth import Permission, Role
+from shared.catalogue import all_topics
+from shared.db.migrate import migrate
+from shared.db.pool import create_pool
+from shared.db.tokens import create_token
+from shared.domain.organisation import Organisation
+from shared.kafka.admin import ensure_topics
+from shared.kafka.json_producer import JsonProducer
+from shared.settings import Settings
+
+from . import errors, incidents, intake
+from .recorder import Recorder
+from .runtime import Runtime
+from .security import require
+
+log = logging.getLogger("ingestion")
+
+
+class TokenRequest(BaseModel):
+    role: Role
+    name: str = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.@:-]+$")
+
+
+def create_app(settings: Settings, org: Organisation) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        await ensure_topics(settings.kafka_bootstrap, all_topics(org), settings.topic_partitions)
+        pool = await create_pool(settings.database_url)
+        async with pool.acquire() as conn:
+            await migrate(conn)
+        producer = JsonProducer(settings.kafka_bootstrap, client_id=f"{settings.app_prefix}-ingestion")
+        await producer.start()
+        recorder = Recorder(settings.kafka_bootstrap, f"{settings.app_prefix}-recorder", pool, producer)
+        await recorder.start()
+        app.state.runtime = Runtime(settings=settings, org=org, pool=pool, producer=producer, recorder=recorder)
+        log.info("ingestion ready on http://%s:%s", settings.ingestion_host, settings.ingestion_port)
+        try:
+            yield
+        finally:
+            await recorder.stop()
+            await producer.stop()
+            await pool.close()
+
+    app = FastAPI(
+        title="Incident Handling API",
+        version="0.1.0",
+        description="Alert intake (native, Alertmanager, Grafana, PagerDuty Events v2) and the incidents API.",
+        lifespan=lifespan,
+    )
+    errors.install(app)
+    app.include_router(intake.router)
+    app.include_router(incidents.router)
+
+    @app.get("/healthz", tags=["health"], summary="The process is up")
+    async def healthz() -> dict:
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["health"], summary="Connected to Kafka and PostgreSQL, recorder running")
+    async def readyz(request: Request):
+        rt: Runtime = request.app.state.runtime
+        kafka = await rt.producer.connected()
+        try:
+            async with rt.pool.acquire(timeout=2) as conn:
+                await conn.fetchval("SELECT 1")
+            database = True
+        except Exception:  # noqa: BLE001 - readiness reports, never raises
+            database = False
+        body = {"kafka": kafka, "database": database, "recorder": rt.recorder.healthy}
+        ready = all(body.values())
+        return JSONResponse({"status": "ready" if ready else "not ready", **body}, status_code=200 if ready else 503)
+
+    @app.get("/metrics", tags=["health"], summary="This process's own Prometheus metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    @app.post("/v1/tokens", status_code=201, tags=["tokens"], summary="Create a token (shown once)")
+    async def create_api_token(request: Request, body: TokenRequest) -> dict:
+        await require(request, Permission.MANAGE_TOKENS)
+        rt: Runtime = request.app.state.runtime
+        async with rt.pool.acquire() as conn:
+            principal, secret = await create_token(conn, body.role, body.name)
+        return {"token_id": principal.token_id, "name": principal.name, "role": principal.role.value, "token": secret}
+
+    original_openapi = app.openapi
+
+    def openapi() -> dict:
+        if app.openapi_schema is None:
+            schema = original_openapi()
+            defs = intake.pagerduty_schema()
+            components = schema.setdefault("components", {}).setdefault("schemas", {})
+            components.update(defs.pop("$defs", {}))
+            components["PagerDutyEvent"] = defs
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi
+    return app

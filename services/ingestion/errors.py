@@ -1,0 +1,42 @@
+"""The API's error shape: {"error": "...", "detail": ...} with a 4xx that says what was wrong."""
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, error: str, detail: Any = None, headers: dict[str, str] | None = None) -> None:
+        super().__init__(error)
+        self.status, self.error, self.detail, self.headers = status, error, detail, headers
+
+
+def field_errors(errors: list[dict]) -> list[dict[str, str]]:
+    """Pydantic errors as [{"field": "alerts.0.service", "message": "Field required"}]."""
+    out = []
+    for err in errors:
+        loc = [str(part) for part in err.get("loc", ()) if part != "body"]
+        out.append({"field": ".".join(loc) or "(body)", "message": err.get("msg", "invalid")})
+    return out
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
+        return JSONResponse({"error": exc.error, "detail": exc.detail}, status_code=exc.status, headers=exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        details = field_errors(exc.errors())
+        fields = ", ".join(d["field"] for d in details[:5])
+        return JSONResponse({"error": f"invalid request: {fields}", "detail": details}, status_code=400)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return JSONResponse(
+            {"error": str(exc.detail), "detail": None}, status_code=exc.status_code, headers=getattr(exc, "headers", None)
+        )

@@ -1,0 +1,119 @@
+"""The recorder: writes incident.audit, command results and the communication log to PostgreSQL.
+
+It runs inside the ingestion process because the API reads what it writes; offsets
+are committed only after the rows are in, and every write is idempotent.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import datetime, timezone
+
+import asyncpg
+from aiokafka import AIOKafkaConsumer
+from pydantic import ValidationError
+
+from shared import catalogue as cat
+from shared.db.records import record_communication, record_event, record_result
+from shared.kafka.json_producer import JsonProducer
+from shared.kafka.streams import describe_error
+from shared.messages import AuditEvent, CommandResult, CommunicationRecord, DeadLetter
+
+log = logging.getLogger("recorder")
+
+_MODELS = {
+    cat.INCIDENT_AUDIT.name: AuditEvent,
+    cat.COMMAND_RESULTS.name: CommandResult,
+    cat.COMMUNICATIONS.name: CommunicationRecord,
+}
+
+
+async def _write(conn: asyncpg.Connection, message) -> None:
+    if isinstance(message, AuditEvent):
+        await record_event(conn, message)
+    elif isinstance(message, CommandResult):
+        await record_result(conn, message)
+    else:
+        await record_communication(conn, message)
+
+
+class Recorder:
+    def __init__(self, bootstrap: str, group: str, pool: asyncpg.Pool, producer: JsonProducer) -> None:
+        self._consumer = AIOKafkaConsumer(
+            *_MODELS,
+            bootstrap_servers=bootstrap,
+            group_id=group,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_poll_records=500,
+        )
+        self._pool = pool
+        self._producer = producer
+        self._task: asyncio.Task | None = None
+        self.records_written = 0
+
+    async def start(self) -> None:
+        await self._consumer.start()
+        self._task = asyncio.create_task(self._run(), name="recorder")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+        await self._consumer.stop()
+
+    @property
+    def healthy(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    async def _run(self) -> None:
+        while True:
+            batches = await self._consumer.getmany(timeout_ms=500, max_records=500)
+            if not batches:
+                continue
+            for records in batches.values():
+                for record in records:
+                    await self._handle(record)
+            await self._consumer.commit()
+
+    async def _handle(self, record) -> None:
+        model = _MODELS[record.topic]
+        try:
+            message = model.model_validate_json(record.value)
+        except (ValidationError, ValueError) as exc:
+            await self._dead_letter(record, f"invalid message: {describe_error(exc)}")
+            return
+        while True:
+            try:
+                async with self._pool.acquire() as conn:
+                    await _write(conn, message)
+                self.records_written += 1
+                return
+            except (asyncpg.PostgresConnectionError, OSError) as exc:
+                # The database is away: wait and retry rather than skip (nothing is lost).
+                log.warning("PostgreSQL unavailable (%s); retrying", exc)
+                await asyncio.sleep(1.0)
+            except asyncpg.PostgresError as exc:
+                await self._dead_letter(record, f"rejected by PostgreSQL: {exc}")
+                return
+
+    async def _dead_letter(self, record, reason: str) -> None:
+        log.warning("dead-lettered %s[%s]@%s: %s", record.topic, record.partition, record.offset, reason)
+        key = record.key.decode("utf-8", errors="replace") if record.key else ""
+        await self._producer.send(
+            cat.DEAD_LETTER.name,
+            key,
+            DeadLetter(
+                source_topic=record.topic,
+                partition=record.partition,
+                offset=record.offset,
+                key=key,
+                reason=reason,
+                payload=(record.value or b"").decode("utf-8", errors="replace")[:100_000],
+                service="ingestion-recorder",
+                failed_at=datetime.now(timezone.utc),
+            ),
+        )

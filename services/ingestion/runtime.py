@@ -1,0 +1,36 @@
+"""What the ingestion process holds while it runs (built in the lifespan, never at import)."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import asyncpg
+
+from shared.domain.organisation import Integration, Organisation
+from shared.domain.ratelimit import TokenBucket
+from shared.kafka.json_producer import JsonProducer
+from shared.settings import Settings
+
+from .recorder import Recorder
+from .security import TokenCache
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    org: Organisation
+    pool: asyncpg.Pool
+    producer: JsonProducer
+    recorder: Recorder
+    tokens: TokenCache = field(default_factory=lambda: TokenCache(entries={}))
+    buckets: dict[str, TokenBucket] = field(default_factory=dict)
+
+    def integration(self, name: str) -> Integration:
+        return self.org.integrations.get(name) or self.org.integrations.get("default") or Integration()
+
+    def take(self, integration_name: str, count: int) -> tuple[bool, float]:
+        bucket = self.buckets.get(integration_name)
+        if bucket is None:
+            bucket = TokenBucket(per_minute=self.integration(integration_name).rate_limit_per_minute)
+            self.buckets[integration_name] = bucket
+        return bucket.take(time.monotonic(), count)

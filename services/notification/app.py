@@ -1,0 +1,109 @@
+"""Notification: fans incident changes out to notifications.<team> and team webhooks."""
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import datetime, timezone
+
+import faust
+import httpx
+
+from shared import catalogue as cat
+from shared.domain.organisation import Organisation
+from shared.kafka.faust_app import Lazy, create_app, declare, table
+from shared.kafka.streams import process, decode, key_of, send_model
+from shared.messages import AuditEvent, WebhookDelivery
+from shared.settings import Settings
+
+from .handlers import NotifiedRecord, after_failure, handle_event, slack_payload, webhook_record
+
+log = logging.getLogger("notification")
+SERVICE = "notification"
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+async def _new_client() -> httpx.AsyncClient:
+    return httpx.AsyncClient()
+
+
+def build(settings: Settings, org: Organisation) -> faust.App:
+    app = create_app(SERVICE, settings)
+    n = settings.topic_partitions
+    audit = declare(app, cat.INCIDENT_AUDIT, n)
+    communications = declare(app, cat.COMMUNICATIONS, n)
+    retries = declare(app, cat.WEBHOOK_RETRIES, n)
+    webhook_dead = declare(app, cat.NOTIFICATIONS_DEAD_LETTER, n)
+    dead = declare(app, cat.DEAD_LETTER, n)
+    team_topics = {team: declare(app, cat.team_topic(team), n) for team in org.teams}
+    notified = table(app, "notified", n)
+    http = Lazy(_new_client, lambda client: client.aclose())
+    http.close_on_shutdown(app)
+
+    @app.agent(audit, concurrency=1)
+    async def notify(stream):
+        async for event in stream.events():
+            await process(event, _notify, dead, SERVICE)
+
+    async def _notify(event) -> None:
+        message = await decode(event, AuditEvent, dead, SERVICE)
+        if message is None:
+            return
+        key = key_of(event)
+        record = NotifiedRecord.model_validate(notified.get(key) or {})
+        planned = handle_event(record, message, org, utcnow())
+        if planned.duplicate:
+            return
+        for notification in planned.notifications:
+            topic = team_topics.get(notification.team)
+            if topic is None:
+                log.error("no topic for team %r (not in the configuration)", notification.team)
+                return
+            await send_model(topic, key, notification)
+        for delivery in planned.webhooks:
+            await send_model(retries, key, delivery)
+        for entry in planned.log:
+            await send_model(communications, key, entry)
+        notified[key] = planned.record.model_dump(mode="json")
+
+    @app.agent(retries, concurrency=1)
+    async def deliver(stream):
+        """Post to team webhooks; failures come back here later, then go to the dead-letter topic."""
+        async for event in stream.events():
+            await process(event, _deliver, dead, SERVICE)
+
+    async def _deliver(event) -> None:
+        delivery = await decode(event, WebhookDelivery, dead, SERVICE)
+        if delivery is None:
+            return
+        key = key_of(event)
+        wait = (delivery.not_before - utcnow()).total_seconds()
+        if wait > 0:
+            await asyncio.sleep(min(wait, 300.0))  # back-off before the next attempt
+        team = org.teams.get(delivery.notification.team)
+        timeout = team.webhook.timeout.total_seconds() if team and team.webhook else 5.0
+        error = None
+        try:
+            response = await (await http.get()).post(delivery.url, json=slack_payload(delivery.notification),
+                                                  timeout=timeout)
+            if response.status_code >= 300:
+                error = f"HTTP {response.status_code}"
+        except httpx.HTTPError as exc:
+            error = f"{type(exc).__name__}: {exc}"
+        now = utcnow()
+        if error is None:
+            await send_model(communications, key, webhook_record(delivery, "sent", now))
+            return
+        following = after_failure(delivery, org, now)
+        if following is not None:
+            await send_model(communications, key, webhook_record(delivery, "failed", now, error))
+            await send_model(retries, key, following)
+        else:
+            await send_model(communications, key, webhook_record(delivery, "dead_lettered", now, error))
+            await send_model(webhook_dead, key, delivery.model_copy(update={"not_before": now, "last_error": error}))
+            log.warning("webhook for %s dead-lettered after %s attempts: %s",
+                        delivery.notification.incident_id, delivery.attempt, error)
+
+    return app

@@ -1,0 +1,133 @@
+"""Notification logic: audit event in, notifications and communication-log records out."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from pydantic import BaseModel
+
+from shared.catalogue import team_topic_name
+from shared.domain.incident import Incident
+from shared.domain.notifications import back_off, plan
+from shared.domain.organisation import Organisation
+from shared.messages import AuditEvent, CommunicationRecord, Notification, WebhookDelivery
+
+
+class NotifiedRecord(BaseModel):
+    """Per incident: the last audit version handled and when each repeating kind was last sent."""
+
+    last_version: int = 0
+    sent: dict[str, tuple[datetime, float | None]] = {}
+
+
+@dataclass
+class Planned:
+    record: NotifiedRecord
+    notifications: list[Notification] = field(default_factory=list)
+    webhooks: list[WebhookDelivery] = field(default_factory=list)
+    log: list[CommunicationRecord] = field(default_factory=list)
+    duplicate: bool = False
+
+
+def slack_payload(notification: Notification) -> dict:
+    """Slack incoming-webhook format (also understood by Mattermost and Rocket.Chat)."""
+    fields = [
+        {"title": "Severity", "value": notification.severity, "short": True},
+        {"title": "Status", "value": notification.status, "short": True},
+        {"title": "Service", "value": notification.service, "short": True},
+        {"title": "Commander", "value": notification.commander or "unassigned", "short": True},
+    ]
+    if notification.runbook_url:
+        fields.append({"title": "Runbook", "value": notification.runbook_url, "short": False})
+    return {
+        "text": notification.text,
+        "attachments": [
+            {"fallback": notification.text, "title": notification.incident_id, "title_link": notification.incident_url,
+             "fields": fields}
+        ],
+    }
+
+
+def handle_event(record: NotifiedRecord, event: AuditEvent, org: Organisation, now: datetime) -> Planned:
+    if event.version <= record.last_version:
+        return Planned(record=record, duplicate=True)
+    incident = Incident.model_validate(event.incident)
+    sent = dict(record.sent)
+    planned = Planned(record=record)
+    for outgoing in plan(event.change, incident, event.data, event.summary, org):
+        notification_id = f"{event.event_id}:{outgoing.team}"
+        last = sent.get(outgoing.change)
+        interval = timedelta(seconds=last[1]) if last and last[1] is not None else None
+        send, following = back_off(outgoing.change, last[0] if last else None, interval, now, org.notifications)
+        channel = f"kafka:{team_topic_name(outgoing.team)}"
+        if not send:
+            planned.log.append(
+                CommunicationRecord(
+                    record_id=f"{notification_id}:suppressed", incident_id=incident.incident_id, channel=channel,
+                    team=outgoing.team, kind=outgoing.kind, status="suppressed",
+                    text=f"held back (repeat within {interval}): {outgoing.text}",
+                    notification_id=notification_id, occurred_at=now,
+                )
+            )
+            continue
+        if outgoing.change in ("update_due", "postmortem_overdue", "mttr_target_breached"):
+            sent[outgoing.change] = (now, following.total_seconds() if following else None)
+        notification = Notification(
+            notification_id=notification_id,
+            kind=outgoing.kind,
+            team=outgoing.team,
+            incident_id=incident.incident_id,
+            title=incident.title,
+            text=outgoing.text,
+            severity=incident.severity.value,
+            service=incident.service,
+            status=incident.status.value,
+            commander=incident.commander,
+            category=incident.category.value,
+            targets=list(outgoing.targets),
+            runbook_url=incident.playbook.runbook_url if incident.playbook else None,
+            incident_url=org.incident_url.format(incident_id=incident.incident_id),
+            event_id=event.event_id,
+            occurred_at=event.occurred_at,
+        )
+        planned.notifications.append(notification)
+        planned.log.append(
+            CommunicationRecord(
+                record_id=f"{notification_id}:topic", incident_id=incident.incident_id, channel=channel,
+                team=outgoing.team, kind=outgoing.kind, status="sent", text=outgoing.text,
+                notification_id=notification_id, occurred_at=now,
+            )
+        )
+        team = org.teams.get(outgoing.team)
+        if team is not None and team.webhook is not None:
+            planned.webhooks.append(
+                WebhookDelivery(notification=notification, url=team.webhook.url, attempt=1, not_before=now)
+            )
+    planned.record = NotifiedRecord(last_version=event.version, sent=sent)
+    return planned
+
+
+def after_failure(delivery: WebhookDelivery, org: Organisation, now: datetime) -> WebhookDelivery | None:
+    """The next attempt (exponential back-off), or None when every attempt is spent."""
+    team = org.teams.get(delivery.notification.team)
+    if team is None or team.webhook is None or delivery.attempt >= team.webhook.max_attempts:
+        return None
+    delay = team.webhook.backoff * (2 ** (delivery.attempt - 1))
+    return delivery.model_copy(update={"attempt": delivery.attempt + 1, "not_before": now + delay})
+
+
+def webhook_record(delivery: WebhookDelivery, status: str, now: datetime, error: str | None = None) -> CommunicationRecord:
+    n = delivery.notification
+    return CommunicationRecord(
+        record_id=f"{n.notification_id}:webhook:{delivery.attempt}",
+        incident_id=n.incident_id,
+        channel=f"webhook:{n.team}",
+        team=n.team,
+        kind=n.kind,
+        status=status,
+        text=n.text,
+        attempt=delivery.attempt,
+        error=error,
+        notification_id=n.notification_id,
+        occurred_at=now,
+    )

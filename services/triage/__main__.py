@@ -1,0 +1,7 @@
+"""python -m services.triage"""
+from services.runner import run_faust_service
+
+from .app import build
+
+if __name__ == "__main__":
+    run_faust_service("triage", build)

@@ -1,0 +1,170 @@
+"""Triage: the single writer of incident state (composition root of the Faust app)."""
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timezone
+
+import faust
+from pydantic import TypeAdapter
+
+from shared import catalogue as cat
+from shared.db.ids import allocate_incident_id
+from shared.db.pool import create_pool
+from shared.domain.alerts import fingerprint
+from shared.domain.organisation import Organisation
+from shared.kafka.faust_app import Lazy, create_app, declare, table
+from shared.kafka.streams import process, decode, key_of, origin_of, send_model
+from shared.messages import (
+    CommandEnvelope,
+    CorrelateAlert,
+    CorrelationMessage,
+    FingerprintedAlert,
+    IncidentLink,
+    NativeAlert,
+)
+from shared.settings import Settings
+
+from .handlers import (
+    Attach,
+    CorrelationRecord,
+    Drop,
+    FingerprintRecord,
+    IncidentRecord,
+    OpenNew,
+    apply_command,
+    apply_link,
+    attach_command,
+    correlation_for,
+    open_command,
+    remember,
+    route_alert,
+    seen,
+)
+
+log = logging.getLogger("triage")
+SERVICE = "triage"
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def build(settings: Settings, org: Organisation) -> faust.App:
+    app = create_app(SERVICE, settings)
+    n = settings.topic_partitions
+    intake = declare(app, cat.ALERTS_INTAKE, n)
+    by_fingerprint = declare(app, cat.TRIAGE_ALERTS, n)
+    correlation = declare(app, cat.TRIAGE_CORRELATION, n)
+    commands = declare(app, cat.INCIDENT_COMMANDS, n)
+    audit = declare(app, cat.INCIDENT_AUDIT, n)
+    results = declare(app, cat.COMMAND_RESULTS, n)
+    dead = declare(app, cat.DEAD_LETTER, n)
+    fingerprints = table(app, "fingerprints", n)
+    correlations = table(app, "correlations", n)
+    incidents = table(app, "incidents", n)
+    correlation_message = TypeAdapter(CorrelationMessage)
+    pool = Lazy(lambda: create_pool(settings.database_url, max_size=4), lambda p: p.close())
+    pool.close_on_shutdown(app)
+
+    @app.agent(intake, concurrency=1)
+    async def normalise(stream):
+        """Native alerts from any producer -> normalised and keyed by fingerprint."""
+        async for event in stream.events():
+            await process(event, _normalise, dead, SERVICE)
+
+    async def _normalise(event) -> None:
+        native = await decode(event, NativeAlert, dead, SERVICE)
+        if native is None:
+            return
+        origin = origin_of(event)
+        alert = native.to_alert(alert_id=f"{origin.stream}:{origin.offset}", received_at=utcnow())
+        message = FingerprintedAlert(alert=alert, fingerprint=fingerprint(alert, org), origin=origin)
+        await send_model(by_fingerprint, message.fingerprint, message)
+
+    @app.agent(by_fingerprint, concurrency=1)
+    async def route(stream):
+        """Remember where each fingerprint correlates; send the alert on, keyed by correlation key."""
+        async for event in stream.events():
+            await process(event, _route, dead, SERVICE)
+
+    async def _route(event) -> None:
+        message = await decode(event, FingerprintedAlert, dead, SERVICE)
+        if message is None:
+            return
+        key = key_of(event)
+        stored = fingerprints.get(key)
+        record = FingerprintRecord.model_validate(stored) if stored else None
+        ckey, alert = correlation_for(record, message.alert, org)
+        if record is None or record.correlation_key != ckey:
+            fingerprints[key] = FingerprintRecord(
+                correlation_key=ckey, service=alert.service, alert_name=alert.name
+            ).model_dump(mode="json")
+        forward = CorrelateAlert(alert=alert, fingerprint=message.fingerprint, correlation_key=ckey, origin=message.origin)
+        await send_model(correlation, ckey, forward)
+
+    @app.agent(correlation, concurrency=1)
+    async def correlate(stream):
+        """One correlation key at a time: attach to its incident, reopen it, or open a new one."""
+        async for event in stream.events():
+            await process(event, _correlate, dead, SERVICE)
+
+    async def _correlate(event) -> None:
+        message = await decode(event, correlation_message, dead, SERVICE)
+        if message is None:
+            return
+        key = key_of(event)
+        record = CorrelationRecord.model_validate(correlations.get(key) or {})
+        if isinstance(message, IncidentLink):
+            updated = apply_link(record, message)
+            if updated is not record:
+                correlations[key] = updated.model_dump(mode="json")
+            return
+        if seen(record.positions, message.origin):
+            return  # the normaliser sent this alert again after a restart
+        route = route_alert(record, message, org, utcnow())
+        positions = remember(record.positions, message.origin)
+        if isinstance(route, Drop):
+            log.info("alert %s dropped: %s", message.alert.alert_id, route.reason)
+            correlations[key] = record.model_copy(update={"positions": positions}).model_dump(mode="json")
+            return
+        if isinstance(route, OpenNew):
+            opening = f"{message.origin.stream}:{message.origin.offset}"
+            incident_id = await allocate_incident_id(await pool.get(), opening, message.alert.received_at.date())
+            envelope = open_command(message, incident_id, route.previous_incident_id)
+            record = CorrelationRecord(incident_id=incident_id, status=None, version=0, positions=positions)
+        else:
+            assert isinstance(route, Attach)
+            envelope = attach_command(message, route.incident_id)
+            record = record.model_copy(update={"positions": positions})
+        correlations[key] = record.model_dump(mode="json")
+        await send_model(commands, envelope.incident_id, envelope)
+
+    @app.agent(commands, concurrency=1)
+    async def apply(stream):
+        """Apply each command through the lifecycle and publish its audit events."""
+        async for event in stream.events():
+            await process(event, _apply, dead, SERVICE)
+
+    async def _apply(event) -> None:
+        envelope = await decode(event, CommandEnvelope, dead, SERVICE)
+        if envelope is None:
+            return
+        key = key_of(event)
+        if key != envelope.incident_id:
+            log.warning("command keyed %r names incident %r; using the key's record", key, envelope.incident_id)
+        record = IncidentRecord.model_validate(incidents.get(key) or {})
+        outcome = apply_command(record, envelope, origin_of(event).offset, org, utcnow())
+        if outcome.duplicate:
+            if outcome.record is not record:
+                incidents[key] = outcome.record.model_dump(mode="json")
+            return
+        incidents[key] = outcome.record.model_dump(mode="json")
+        for audit_event in outcome.events:
+            await send_model(audit, key, audit_event)
+        if outcome.result is not None:
+            await send_model(results, key, outcome.result)
+        if outcome.link is not None:
+            await send_model(correlation, outcome.link.correlation_key, outcome.link)
+
+    return app
+

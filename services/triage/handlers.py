@@ -1,0 +1,220 @@
+"""Triage's logic around the domain: routing alerts to incidents and applying commands.
+
+The Faust agents in app.py decode, call these functions and publish what they
+return; everything here is plain data in, data out.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from pydantic import BaseModel
+
+from shared.audit import audit_event
+from shared.domain.alerts import Alert, AlertAction, AlertStatus, correlation_key
+from shared.domain.commands import AttachAlert, OpenIncident
+from shared.domain.events import evolve
+from shared.domain.incident import Incident, IncidentStatus
+from shared.domain.lifecycle import Context, NotFound, Rejected, decide, within_reopen_window
+from shared.domain.organisation import Organisation
+from shared.messages import AuditEvent, CommandEnvelope, CommandResult, CorrelateAlert, IncidentLink, Origin
+
+RECENT_COMMANDS = 64
+UNKNOWN_SERVICE = "unknown"
+
+
+class CorrelationRecord(BaseModel):
+    """The correlation table's value: which incident a correlation key currently feeds."""
+
+    incident_id: str | None = None
+    status: IncidentStatus | None = None
+    resolved_at: datetime | None = None
+    version: int = 0
+    positions: dict[str, int] = {}
+
+
+class FingerprintRecord(BaseModel):
+    """The fingerprint table's value: where this fingerprint's alerts are correlated."""
+
+    correlation_key: str
+    service: str
+    alert_name: str
+
+
+def correlation_for(record: FingerprintRecord | None, alert: Alert, org: Organisation) -> tuple[str, Alert]:
+    """The correlation key for an alert, and the alert completed from what its first firing said.
+
+    A PagerDuty acknowledge or resolve may carry only its dedup key: it must still
+    reach the incident the trigger opened, so it follows the recorded key.
+    """
+    follows_trigger = alert.status is AlertStatus.RESOLVED or alert.action is AlertAction.ACKNOWLEDGE
+    if record is not None and follows_trigger:
+        completed = alert
+        if alert.service == UNKNOWN_SERVICE:
+            completed = alert.model_copy(
+                update={"service": record.service, "alert_name": alert.alert_name or record.alert_name}
+            )
+        return record.correlation_key, completed
+    return correlation_key(alert, org), alert
+
+
+class IncidentRecord(BaseModel):
+    """The incident table's value: the state plus what was already applied (for redelivery)."""
+
+    incident: Incident | None = None
+    applied_offset: int = -1
+    positions: dict[str, int] = {}
+    recent_commands: list[str] = []
+
+
+def seen(positions: dict[str, int], origin: Origin) -> bool:
+    return positions.get(origin.stream, -1) >= origin.offset
+
+
+def remember(positions: dict[str, int], origin: Origin) -> dict[str, int]:
+    return {**positions, origin.stream: max(origin.offset, positions.get(origin.stream, -1))}
+
+
+@dataclass(frozen=True)
+class Attach:
+    incident_id: str
+
+
+@dataclass(frozen=True)
+class OpenNew:
+    previous_incident_id: str | None
+
+
+@dataclass(frozen=True)
+class Drop:
+    reason: str
+
+
+def route_alert(record: CorrelationRecord, message: CorrelateAlert, org: Organisation, now: datetime):
+    """Where an alert goes: an existing incident, a new one, or nowhere (with the reason)."""
+    alert = message.alert
+    if record.incident_id is None:
+        if alert.status is AlertStatus.RESOLVED:
+            return Drop("resolved alert for no known incident")
+        if alert.action.value == "acknowledge":
+            return Drop("acknowledge for no known incident")
+        return OpenNew(previous_incident_id=None)
+    if record.status is None or record.status.is_open:
+        return Attach(record.incident_id)
+    if alert.status is AlertStatus.RESOLVED or alert.action.value == "acknowledge":
+        return Attach(record.incident_id)  # recorded on the incident, changes no status
+    if within_reopen_window(record.resolved_at, now, org.reopen_window):
+        return Attach(record.incident_id)  # recurrence: the incident reopens
+    return OpenNew(previous_incident_id=record.incident_id)
+
+
+def open_command(message: CorrelateAlert, incident_id: str, previous: str | None) -> CommandEnvelope:
+    return CommandEnvelope(
+        command_id=f"open:{message.origin.stream}:{message.origin.offset}",
+        incident_id=incident_id,
+        actor=f"monitoring:{message.alert.integration}",
+        issued_at=message.alert.received_at,
+        origin=message.origin,
+        command=OpenIncident(
+            incident_id=incident_id,
+            correlation_key=message.correlation_key,
+            alert=message.alert,
+            fingerprint=message.fingerprint,
+            previous_incident_id=previous,
+        ),
+    )
+
+
+def attach_command(message: CorrelateAlert, incident_id: str) -> CommandEnvelope:
+    return CommandEnvelope(
+        command_id=f"alert:{message.origin.stream}:{message.origin.offset}",
+        incident_id=incident_id,
+        actor=f"monitoring:{message.alert.integration}",
+        issued_at=message.alert.received_at,
+        origin=message.origin,
+        command=AttachAlert(alert=message.alert, fingerprint=message.fingerprint),
+    )
+
+
+def apply_link(record: CorrelationRecord, link: IncidentLink) -> CorrelationRecord:
+    """Follow the incident the key feeds; news about an older incident changes nothing."""
+    if record.incident_id not in (None, link.incident_id) or link.version <= record.version:
+        return record
+    return record.model_copy(
+        update={
+            "incident_id": link.incident_id,
+            "status": link.status,
+            "resolved_at": link.resolved_at,
+            "version": link.version,
+        }
+    )
+
+
+@dataclass
+class Outcome:
+    record: IncidentRecord
+    events: list[AuditEvent] = field(default_factory=list)
+    result: CommandResult | None = None
+    link: IncidentLink | None = None
+    duplicate: bool = False
+
+
+def apply_command(
+    record: IncidentRecord, envelope: CommandEnvelope, offset: int, org: Organisation, now: datetime
+) -> Outcome:
+    """Apply one command from ``incident.commands`` at ``offset``; redelivery is recognised."""
+    if offset <= record.applied_offset:
+        return Outcome(record=record, duplicate=True)
+    if envelope.origin is not None and seen(record.positions, envelope.origin):
+        return Outcome(record=record.model_copy(update={"applied_offset": offset}), duplicate=True)
+    if envelope.origin is None and envelope.command_id in record.recent_commands:
+        return Outcome(record=record.model_copy(update={"applied_offset": offset}), duplicate=True)
+
+    bookkeeping: dict = {"applied_offset": offset}
+    if envelope.origin is not None:
+        bookkeeping["positions"] = remember(record.positions, envelope.origin)
+    else:
+        bookkeeping["recent_commands"] = [*record.recent_commands, envelope.command_id][-RECENT_COMMANDS:]
+
+    state = record.incident
+    ctx = Context(now=now, org=org, actor=envelope.actor)
+    try:
+        changes = decide(state, envelope.command, ctx)
+    except (Rejected, NotFound) as exc:
+        outcome = "not_found" if isinstance(exc, NotFound) else "rejected"
+        result = CommandResult(
+            command_id=envelope.command_id,
+            incident_id=envelope.incident_id,
+            outcome=outcome,
+            reason=str(exc),
+            version=state.version if state else None,
+        )
+        return Outcome(record=record.model_copy(update=bookkeeping), result=result)
+
+    events: list[AuditEvent] = []
+    for change in changes:
+        state = evolve(state, change)
+        events.append(audit_event(change, state, envelope.command_id))
+    result = CommandResult(
+        command_id=envelope.command_id,
+        incident_id=envelope.incident_id,
+        outcome="applied",
+        version=state.version if state else None,
+        event_ids=[e.event_id for e in events],
+    )
+    link = None
+    before = record.incident
+    if state is not None and (before is None or before.status != state.status):
+        link = IncidentLink(
+            correlation_key=state.correlation_key,
+            incident_id=state.incident_id,
+            status=state.status,
+            resolved_at=state.resolved_at,
+            version=state.version,
+        )
+    return Outcome(
+        record=record.model_copy(update={**bookkeeping, "incident": state}),
+        events=events,
+        result=result,
+        link=link,
+    )

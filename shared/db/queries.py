@@ -1,0 +1,100 @@
+"""What the API reads: incident records with their timeline, log, evidence and alerts."""
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+
+
+def _iso(value) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+async def get_incident_row(conn: asyncpg.Connection, incident_id: str) -> asyncpg.Record | None:
+    return await conn.fetchrow("SELECT * FROM incidents WHERE incident_id = $1", incident_id)
+
+
+async def incident_version(conn: asyncpg.Connection, incident_id: str) -> int | None:
+    return await conn.fetchval("SELECT version FROM incidents WHERE incident_id = $1", incident_id)
+
+
+async def command_result(conn: asyncpg.Connection, command_id: str) -> asyncpg.Record | None:
+    return await conn.fetchrow("SELECT * FROM command_results WHERE command_id = $1", command_id)
+
+
+async def timeline(conn: asyncpg.Connection, incident_id: str) -> list[dict[str, Any]]:
+    rows = await conn.fetch(
+        "SELECT event_id, type, change, actor, occurred_at, summary, version, data FROM audit_events "
+        "WHERE incident_id = $1 ORDER BY version",
+        incident_id,
+    )
+    return [
+        {
+            "event_id": r["event_id"], "type": r["type"], "change": r["change"], "actor": r["actor"],
+            "occurred_at": _iso(r["occurred_at"]), "summary": r["summary"], "version": r["version"],
+        }
+        for r in rows
+    ]
+
+
+async def audit_events(conn: asyncpg.Connection, incident_id: str) -> list[dict[str, Any]]:
+    rows = await conn.fetch(
+        "SELECT event_id, type, change, actor, occurred_at, summary, version, causation_id, data, recorded_at"
+        " FROM audit_events WHERE incident_id = $1 ORDER BY version",
+        incident_id,
+    )
+    return [
+        {**dict(r), "occurred_at": _iso(r["occurred_at"]), "recorded_at": _iso(r["recorded_at"])} for r in rows
+    ]
+
+
+async def communication_log(conn: asyncpg.Connection, incident_id: str) -> list[dict[str, Any]]:
+    rows = await conn.fetch(
+        "SELECT record_id, occurred_at, direction, channel, team, kind, status, author, text, attempt, error "
+        "FROM communications WHERE incident_id = $1 ORDER BY occurred_at, record_id",
+        incident_id,
+    )
+    return [{**dict(r), "occurred_at": _iso(r["occurred_at"])} for r in rows]
+
+
+async def evidence(conn: asyncpg.Connection, incident_id: str) -> list[dict[str, Any]]:
+    rows = await conn.fetch(
+        "SELECT evidence_id, title, url, content, media_type, added_by, added_at FROM evidence "
+        "WHERE incident_id = $1 ORDER BY added_at, evidence_id",
+        incident_id,
+    )
+    return [{**dict(r), "added_at": _iso(r["added_at"])} for r in rows]
+
+
+async def alerts(conn: asyncpg.Connection, incident_id: str, limit: int = 500) -> list[dict[str, Any]]:
+    rows = await conn.fetch(
+        "SELECT alert_id, fingerprint, status, summary, source, received_at FROM incident_alerts "
+        "WHERE incident_id = $1 ORDER BY received_at DESC, alert_id LIMIT $2",
+        incident_id,
+        limit,
+    )
+    return [{**dict(r), "received_at": _iso(r["received_at"])} for r in rows]
+
+
+async def list_incidents(
+    conn: asyncpg.Connection,
+    *,
+    status: str | None = None,
+    service: str | None = None,
+    severity: str | None = None,
+    team: str | None = None,
+    include_restricted: bool = False,
+    limit: int = 100,
+) -> list[asyncpg.Record]:
+    clauses, args = [], []
+    for column, value in (("status", status), ("service", service), ("severity", severity), ("team", team)):
+        if value is not None:
+            args.append(value)
+            clauses.append(f"{column} = ${len(args)}")
+    if not include_restricted:
+        clauses.append("NOT restricted")
+    where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+    args.append(limit)
+    return await conn.fetch(
+        f"SELECT * FROM incidents {where} ORDER BY opened_at DESC, incident_id DESC LIMIT ${len(args)}", *args
+    )

@@ -1,0 +1,474 @@
+"""The incident state machine: ``decide(state, command)`` returns events or raises Rejected.
+
+Transitions (the README has the same table):
+
+    triggered ──acknowledge──▶ acknowledged ──mitigation──▶ mitigating
+        │  └──────────mitigation (implies acknowledge)──────────▲
+        └──────────────┴──────── resolve ────────────▶ resolved ──close──▶ closed
+                         resolved / closed ──reopen or recurrence──▶ triggered
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from .alerts import AlertAction, AlertRef, AlertStatus
+from .classification import Facts, classify
+from .commands import (
+    Acknowledge,
+    AddActionItem,
+    AddEvidence,
+    AddMitigation,
+    AttachAlert,
+    ChangeCommander,
+    ChangeSeverity,
+    Close,
+    CompletePostmortem,
+    EditPostmortem,
+    MarkEscalationFailed,
+    OpenIncident,
+    PostUpdate,
+    RecordEscalation,
+    Reopen,
+    Resolve,
+    SendReminder,
+    UpdateActionItem,
+)
+from .escalation import plan_for
+from .events import (
+    Acknowledged,
+    ActionItemAdded,
+    ActionItemUpdated,
+    AlertReceived,
+    CommanderChanged,
+    EscalationFailed,
+    Escalated,
+    EvidenceAdded,
+    MitigationAdded,
+    MttrTargetBreached,
+    Opened,
+    PostmortemCompleted,
+    PostmortemCreated,
+    PostmortemEdited,
+    Reopened,
+    ReminderSent,
+    Resolved,
+    SeverityChanged,
+    UpdatePosted,
+    Closed,
+    _Event,
+)
+from .incident import ActionItem, AttachedPlaybook, Incident, IncidentStatus, PlaybookStep, Postmortem
+from .organisation import Organisation, Severity
+from .rotations import on_call
+
+T, A, M, R, C = (
+    IncidentStatus.TRIGGERED,
+    IncidentStatus.ACKNOWLEDGED,
+    IncidentStatus.MITIGATING,
+    IncidentStatus.RESOLVED,
+    IncidentStatus.CLOSED,
+)
+LIVE = (T, A, M, R)
+
+
+class Rejected(Exception):
+    """The lifecycle forbids the command; the message says why (answered as 409)."""
+
+
+class NotFound(Exception):
+    """The command names an incident that does not exist (answered as 404)."""
+
+
+@dataclass(frozen=True)
+class Context:
+    now: datetime
+    org: Organisation
+    actor: str
+
+
+def _require(state: Incident, allowed: tuple[IncidentStatus, ...], action: str) -> None:
+    if state.status not in allowed:
+        names = ", ".join(s.value for s in allowed)
+        raise Rejected(f"cannot {action} an incident that is {state.status.value} (allowed from: {names})")
+
+
+def _mttr_target(org: Organisation, severity: Severity) -> float | None:
+    target = org.mttr_targets.get(severity)
+    return target.total_seconds() / 60.0 if target is not None else None
+
+
+def decide(state: Incident | None, command, ctx: Context) -> list[_Event]:
+    if isinstance(command, OpenIncident):
+        if state is not None:
+            return []  # already opened: a redelivered open is a no-op
+        return [Opened(actor=ctx.actor, at=ctx.now, incident=_new_incident(state, command, ctx))]
+    if state is None:
+        raise NotFound("no such incident")
+    handler = _HANDLERS.get(type(command))
+    if handler is None:
+        raise Rejected(f"unknown command {type(command).__name__}")
+    return handler(state, command, ctx)
+
+
+def _new_incident(_: None, command: OpenIncident, ctx: Context) -> Incident:
+    org = ctx.org
+    alert = command.alert
+    if alert is not None:
+        facts = Facts(
+            service=alert.service,
+            alert_name=alert.name,
+            source_severity=alert.source_severity,
+            labels=alert.labels,
+            annotations=alert.annotations,
+        )
+        title, detected = alert.summary, alert.detected_at
+    else:
+        facts = Facts(
+            service=command.service or "unknown",
+            alert_name=command.title or "",
+            labels=command.labels,
+            category=command.category,
+        )
+        title, detected = command.title or "Declared incident", ctx.now
+    verdict = classify(facts, org, severity_override=command.severity)
+    team_config = org.teams.get(verdict.team)
+    commander = command.commander
+    if commander is None and team_config is not None and team_config.rotation:
+        commander = on_call(org.rotations[team_config.rotation], ctx.now).primary
+    playbook = None
+    if verdict.playbook is not None:
+        playbook = AttachedPlaybook(
+            name=verdict.playbook.name,
+            runbook_url=verdict.playbook.runbook_url,
+            steps=[PlaybookStep(text=text) for text in verdict.playbook.steps],
+        )
+    alerts: dict[str, AlertRef] = {}
+    links = list(command.links)
+    annotations: dict[str, str] = {}
+    labels = dict(command.labels)
+    source = "declared"
+    if alert is not None:
+        fingerprint = command.fingerprint or alert.alert_id
+        alerts[fingerprint] = AlertRef(
+            fingerprint=fingerprint,
+            dedup_key=alert.dedup_key or fingerprint,
+            summary=alert.summary,
+            name=alert.name,
+            status=alert.status,
+            count=1,
+            first_seen=alert.received_at,
+            last_seen=alert.received_at,
+            source=alert.source,
+        )
+        links.extend(alert.links)
+        annotations = dict(alert.annotations)
+        labels = dict(alert.labels)
+        source = alert.source
+    if playbook is None and annotations.get("runbook_url"):
+        playbook = AttachedPlaybook(name="alert runbook", runbook_url=annotations["runbook_url"], steps=[])
+    return Incident(
+        incident_id=command.incident_id,
+        correlation_key=command.correlation_key,
+        title=title,
+        service=facts.service,
+        team=verdict.team,
+        severity=verdict.severity,
+        category=verdict.category,
+        impact=command.impact or verdict.impact,
+        regulated=verdict.regulated,
+        restricted=verdict.restricted,
+        status=T,
+        commander=commander,
+        declared=alert is None,
+        source=source,
+        classification_rule=verdict.rule,
+        labels=labels,
+        annotations=annotations,
+        links=links,
+        playbook=playbook,
+        escalation=plan_for(org, verdict.team, facts.service),
+        alerts=alerts,
+        alert_count=1 if alert is not None else 0,
+        detected_at=detected,
+        opened_at=ctx.now,
+        updated_at=ctx.now,
+        mttr_target_minutes=_mttr_target(org, verdict.severity),
+        previous_incident_id=command.previous_incident_id,
+    )
+
+
+def _attach_alert(state: Incident, command: AttachAlert, ctx: Context) -> list[_Event]:
+    alert = command.alert
+    previous = state.alerts.get(command.fingerprint)
+    ref = AlertRef(
+        fingerprint=command.fingerprint,
+        dedup_key=alert.dedup_key or command.fingerprint,
+        summary=alert.summary,
+        name=alert.name,
+        status=alert.status,
+        count=(previous.count + 1) if previous else 1,
+        first_seen=previous.first_seen if previous else alert.received_at,
+        last_seen=alert.received_at,
+        source=alert.source,
+    )
+    change = "alert_resolved" if alert.status is AlertStatus.RESOLVED else "alert_attached"
+    actor = f"monitoring:{alert.integration}"
+    events: list[_Event] = []
+    # Only a new trigger is a recurrence: an acknowledge from the source for an
+    # incident that is already resolved must not reopen it.
+    if alert.action is AlertAction.TRIGGER and state.status in (R, C):
+        events.append(Reopened(actor=actor, at=ctx.now, reason=f"recurrence: {alert.summary}", recurrence=True))
+    events.append(AlertReceived(actor=actor, at=ctx.now, change=change, alert_id=alert.alert_id, alert=ref))
+    if alert.action is AlertAction.ACKNOWLEDGE and state.status is T:
+        events.append(Acknowledged(actor=actor, at=ctx.now, note="acknowledged by the monitoring source"))
+    if alert.status is AlertStatus.RESOLVED and state.status.is_open:
+        others_firing = any(
+            r.status is AlertStatus.FIRING for fp, r in state.alerts.items() if fp != command.fingerprint
+        )
+        if not others_firing:
+            events.append(Resolved(actor=actor, at=ctx.now, by_monitoring=True, note="every alert resolved"))
+            events.extend(_postmortem_on_resolve(state, ctx))
+    return events
+
+
+def _acknowledge(state: Incident, command: Acknowledge, ctx: Context) -> list[_Event]:
+    if state.status in (A, M):
+        raise Rejected(f"already acknowledged ({state.status.value})")
+    _require(state, (T,), "acknowledge")
+    return [Acknowledged(actor=ctx.actor, at=ctx.now, note=command.note)]
+
+
+def _post_update(state: Incident, command: PostUpdate, ctx: Context) -> list[_Event]:
+    _require(state, LIVE, "post an update to")
+    return [UpdatePosted(actor=ctx.actor, at=ctx.now, message=command.message)]
+
+
+def _add_mitigation(state: Incident, command: AddMitigation, ctx: Context) -> list[_Event]:
+    _require(state, (T, A, M), "add a mitigation to")
+    if command.playbook_step is not None:
+        if state.playbook is None:
+            raise Rejected("this incident has no playbook, so there is no step to tick")
+        if command.playbook_step >= len(state.playbook.steps):
+            raise Rejected(f"the playbook has {len(state.playbook.steps)} steps; step {command.playbook_step} does not exist")
+    events: list[_Event] = []
+    if state.status is T:
+        events.append(Acknowledged(actor=ctx.actor, at=ctx.now, note="acknowledged by starting mitigation"))
+    events.append(
+        MitigationAdded(actor=ctx.actor, at=ctx.now, description=command.description, playbook_step=command.playbook_step)
+    )
+    return events
+
+
+def _add_evidence(state: Incident, command: AddEvidence, ctx: Context) -> list[_Event]:
+    _require(state, LIVE, "add evidence to")
+    if not command.url and not command.content:
+        raise Rejected("evidence needs a url or a content")
+    if command.content is not None and len(command.content.encode("utf-8")) > ctx.org.evidence_max_bytes:
+        raise Rejected(f"evidence content is larger than {ctx.org.evidence_max_bytes} bytes; link to it instead")
+    return [
+        EvidenceAdded(
+            actor=ctx.actor,
+            at=ctx.now,
+            evidence_id=f"EV-{state.version + 1}",
+            title=command.title,
+            url=command.url,
+            content=command.content,
+            media_type=command.media_type,
+        )
+    ]
+
+
+def _change_severity(state: Incident, command: ChangeSeverity, ctx: Context) -> list[_Event]:
+    _require(state, LIVE, "change the severity of")
+    if command.severity is state.severity:
+        raise Rejected(f"severity is already {state.severity.value}")
+    return [
+        SeverityChanged(
+            actor=ctx.actor,
+            at=ctx.now,
+            previous=state.severity,
+            severity=command.severity,
+            reason=command.reason,
+            mttr_target_minutes=_mttr_target(ctx.org, command.severity),
+        )
+    ]
+
+
+def _change_commander(state: Incident, command: ChangeCommander, ctx: Context) -> list[_Event]:
+    _require(state, LIVE, "change the commander of")
+    if command.commander == state.commander:
+        raise Rejected(f"{command.commander} is already the commander")
+    return [
+        CommanderChanged(
+            actor=ctx.actor, at=ctx.now, previous=state.commander, commander=command.commander, reason=command.reason
+        )
+    ]
+
+
+def _postmortem_on_resolve(state: Incident, ctx: Context) -> list[_Event]:
+    policy = ctx.org.postmortem
+    if state.postmortem is not None or state.severity not in policy.required_severities:
+        return []
+    return [PostmortemCreated(actor="system", at=ctx.now, postmortem=_draft(state, ctx, required=True, resolving=True))]
+
+
+def _draft(state: Incident, ctx: Context, required: bool, resolving: bool = False) -> Postmortem:
+    timeline = [f"{m.at:%Y-%m-%d %H:%M:%S}Z {m.summary}" for m in state.milestones]
+    if resolving:  # the Resolved event of this same decision is not a milestone yet
+        timeline.append(f"{ctx.now:%Y-%m-%d %H:%M:%S}Z resolved")
+    return Postmortem(
+        required=required,
+        owner=state.commander,
+        created_at=ctx.now,
+        due_at=ctx.now + ctx.org.postmortem.due_after,
+        timeline=timeline,
+        impact=state.impact,
+    )
+
+
+def _resolve(state: Incident, command: Resolve, ctx: Context) -> list[_Event]:
+    if state.status in (R, C):
+        raise Rejected(f"already {state.status.value}")
+    return [Resolved(actor=ctx.actor, at=ctx.now, note=command.note), *_postmortem_on_resolve(state, ctx)]
+
+
+def _close(state: Incident, command: Close, ctx: Context) -> list[_Event]:
+    _require(state, (R,), "close")
+    if state.requires_additional_actions and not _has_new_corrective_action(state):
+        raise Rejected(
+            "this incident was reopened: add an additional corrective action item to its postmortem before closing it"
+        )
+    return [Closed(actor=ctx.actor, at=ctx.now, verification=command.verification)]
+
+
+def _has_new_corrective_action(state: Incident) -> bool:
+    if state.postmortem is None:
+        return False
+    return any(item.reopen_generation == state.reopen_count for item in state.postmortem.action_items)
+
+
+def _reopen(state: Incident, command: Reopen, ctx: Context) -> list[_Event]:
+    _require(state, (R, C), "reopen")
+    return [Reopened(actor=ctx.actor, at=ctx.now, reason=command.reason)]
+
+
+def _record_escalation(state: Incident, command: RecordEscalation, ctx: Context) -> list[_Event]:
+    if state.status is not T:
+        raise Rejected(f"no escalation while the incident is {state.status.value}")
+    if state.escalation_step is not None and tuple(state.escalation_step) >= (command.round, command.level):
+        return []  # this level was already recorded
+    return [
+        Escalated(
+            actor="escalation",
+            at=ctx.now,
+            round=command.round,
+            level=command.level,
+            targets=command.targets,
+            timeout_seconds=command.timeout_seconds,
+        )
+    ]
+
+
+def _escalation_failed(state: Incident, command: MarkEscalationFailed, ctx: Context) -> list[_Event]:
+    if state.status is not T:
+        raise Rejected(f"no escalation while the incident is {state.status.value}")
+    if state.escalation_failed:
+        return []
+    return [EscalationFailed(actor="escalation", at=ctx.now, round=command.round, fallback_team=command.fallback_team)]
+
+
+def _reminder(state: Incident, command: SendReminder, ctx: Context) -> list[_Event]:
+    if command.reminder == "mttr_target_breached":
+        if state.mttr_breached or not state.status.is_open:
+            return []
+        return [MttrTargetBreached(actor="system", at=ctx.now, target_minutes=state.mttr_target_minutes or 0)]
+    if command.reminder == "update_due":
+        if not state.status.is_open:
+            return []
+        return [ReminderSent(actor="system", at=ctx.now, change="update_due", due_at=command.due_at)]
+    if state.postmortem is None or state.postmortem.status == "completed":
+        return []
+    return [ReminderSent(actor="system", at=ctx.now, change="postmortem_overdue", due_at=command.due_at)]
+
+
+def _ensure_postmortem(state: Incident, ctx: Context) -> list[_Event]:
+    if state.postmortem is not None:
+        return []
+    required = state.severity in ctx.org.postmortem.required_severities or state.reopen_count > 0
+    return [PostmortemCreated(actor=ctx.actor, at=ctx.now, postmortem=_draft(state, ctx, required=required))]
+
+
+def _edit_postmortem(state: Incident, command: EditPostmortem, ctx: Context) -> list[_Event]:
+    fields = command.model_dump(exclude={"kind"}, exclude_none=True)
+    if not fields:
+        raise Rejected("nothing to change: give at least one postmortem field")
+    return [*_ensure_postmortem(state, ctx), PostmortemEdited(actor=ctx.actor, at=ctx.now, fields=fields)]
+
+
+def _add_action_item(state: Incident, command: AddActionItem, ctx: Context) -> list[_Event]:
+    created = _ensure_postmortem(state, ctx)
+    existing = len(state.postmortem.action_items) if state.postmortem is not None else 0
+    item = ActionItem(
+        item_id=f"AI-{existing + 1}",
+        title=command.title,
+        owner=command.owner,
+        due_date=command.due_date,
+        priority=command.priority,
+        created_at=ctx.now,
+        created_by=ctx.actor,
+        reopen_generation=state.reopen_count,
+    )
+    return [*created, ActionItemAdded(actor=ctx.actor, at=ctx.now, item=item)]
+
+
+def _update_action_item(state: Incident, command: UpdateActionItem, ctx: Context) -> list[_Event]:
+    items = state.postmortem.action_items if state.postmortem is not None else []
+    current = next((item for item in items if item.item_id == command.item_id), None)
+    if current is None:
+        raise NotFound(f"no action item {command.item_id}")
+    fields = command.model_dump(exclude={"kind", "item_id"}, exclude_none=True)
+    if not fields:
+        raise Rejected("nothing to change: give at least one action item field")
+    return [ActionItemUpdated(actor=ctx.actor, at=ctx.now, item=current.model_copy(update=fields))]
+
+
+def _complete_postmortem(state: Incident, command: CompletePostmortem, ctx: Context) -> list[_Event]:
+    postmortem = state.postmortem
+    if postmortem is None:
+        raise Rejected("there is no postmortem to complete")
+    if postmortem.status == "completed":
+        raise Rejected("the postmortem is already completed")
+    if state.status.is_open:
+        raise Rejected("resolve the incident before completing its postmortem")
+    missing = [name for name in ctx.org.postmortem.required_sections if not getattr(postmortem, name).strip()]
+    if missing:
+        raise Rejected(f"the postmortem needs these sections before it can be completed: {', '.join(missing)}")
+    if not postmortem.action_items:
+        raise Rejected("the postmortem needs at least one action item before it can be completed")
+    return [PostmortemCompleted(actor=ctx.actor, at=ctx.now)]
+
+
+_HANDLERS = {
+    AttachAlert: _attach_alert,
+    Acknowledge: _acknowledge,
+    PostUpdate: _post_update,
+    AddMitigation: _add_mitigation,
+    AddEvidence: _add_evidence,
+    ChangeSeverity: _change_severity,
+    ChangeCommander: _change_commander,
+    Resolve: _resolve,
+    Close: _close,
+    Reopen: _reopen,
+    RecordEscalation: _record_escalation,
+    MarkEscalationFailed: _escalation_failed,
+    SendReminder: _reminder,
+    EditPostmortem: _edit_postmortem,
+    AddActionItem: _add_action_item,
+    UpdateActionItem: _update_action_item,
+    CompletePostmortem: _complete_postmortem,
+}
+
+
+def within_reopen_window(resolved_at: datetime | None, now: datetime, window: timedelta) -> bool:
+    return resolved_at is not None and now - resolved_at <= window

@@ -1,0 +1,323 @@
+"""The organisation as the configuration file describes it (validated, immutable).
+
+Loading the YAML file is an adapter concern (shared/config_loader.py); these models
+only say what a valid organisation is, so every rule below can be evaluated
+without touching the disk.
+"""
+from __future__ import annotations
+
+import re
+from datetime import date, datetime, time, timedelta
+from enum import Enum
+from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from .durations import parse_duration
+
+
+class Severity(str, Enum):
+    SEV1 = "SEV1"
+    SEV2 = "SEV2"
+    SEV3 = "SEV3"
+    SEV4 = "SEV4"
+
+    @property
+    def rank(self) -> int:
+        return int(self.value[3:])
+
+
+class Category(str, Enum):
+    OPERATIONAL = "operational"
+    SECURITY = "security"
+    DATA_INTEGRITY = "data-integrity"
+
+
+SOURCE_SEVERITIES = ("critical", "error", "warning", "info")
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+Duration = timedelta
+
+
+def _duration(value: object) -> timedelta:
+    if isinstance(value, (str, int, float, timedelta)):
+        return parse_duration(value)
+    raise ValueError("expected a duration such as 30s, 5m, 72h or 30d")
+
+
+class Person(_Frozen):
+    name: str | None = None
+    email: str | None = None
+
+
+class Webhook(_Frozen):
+    """A Slack incoming-webhook style endpoint for one team."""
+
+    url: str
+    max_attempts: int = Field(default=5, ge=1, le=20)
+    backoff: timedelta = timedelta(seconds=1)
+    timeout: timedelta = timedelta(seconds=5)
+
+    _d = field_validator("backoff", "timeout", mode="before")(_duration)
+
+    @field_validator("url")
+    @classmethod
+    def _http_only(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("a webhook url must start with http:// or https://")
+        return value
+
+
+class Team(_Frozen):
+    description: str | None = None
+    rotation: str | None = None
+    escalation_policy: str | None = None
+    webhook: Webhook | None = None
+
+
+class Service(_Frozen):
+    team: str
+    tier: int = Field(default=3, ge=1, le=4)
+    regulated: bool = False
+    escalation_policy: str | None = None
+    description: str | None = None
+
+
+class Override(_Frozen):
+    person: str
+    start: datetime
+    end: datetime
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "Override":
+        # The offset check comes first: comparing a naive with an aware datetime
+        # raises TypeError, which pydantic would not turn into a validation error.
+        if self.start.tzinfo is None or self.end.tzinfo is None:
+            raise ValueError("override start and end need a UTC offset (for example 2026-12-24T09:00:00Z)")
+        if self.end <= self.start:
+            raise ValueError("an override must end after it starts")
+        return self
+
+
+class Rotation(_Frozen):
+    participants: list[str] = Field(min_length=1)
+    length: timedelta = timedelta(days=7)
+    handoff: time = time(9, 0)
+    time_zone: str = "UTC"
+    start: date = date(2026, 1, 5)
+    overrides: list[Override] = []
+
+    _d = field_validator("length", mode="before")(_duration)
+
+    @field_validator("time_zone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}") from None
+        return value
+
+    @field_validator("length")
+    @classmethod
+    def _positive(cls, value: timedelta) -> timedelta:
+        if value <= timedelta(0):
+            raise ValueError("a rotation length must be positive")
+        return value
+
+
+class Target(_Frozen):
+    """Who one escalation level pages."""
+
+    type: Literal["rotation", "person", "team_channel"]
+    position: Literal["primary", "secondary"] = "primary"
+    rotation: str | None = None  # default: the owning team's rotation
+    person: str | None = None
+    team: str | None = None  # team_channel: default the owning team
+
+    @model_validator(mode="after")
+    def _complete(self) -> "Target":
+        if self.type == "person" and not self.person:
+            raise ValueError("a person target names the person")
+        return self
+
+
+class EscalationLevel(_Frozen):
+    timeout: timedelta
+    targets: list[Target] = Field(min_length=1)
+
+    _d = field_validator("timeout", mode="before")(_duration)
+
+    @field_validator("timeout")
+    @classmethod
+    def _positive(cls, value: timedelta) -> timedelta:
+        if value <= timedelta(0):
+            raise ValueError("an acknowledgement timeout must be positive")
+        return value
+
+
+class EscalationPolicy(_Frozen):
+    levels: list[EscalationLevel] = Field(min_length=1)
+    repeat: int = Field(default=0, ge=0, le=10)
+
+
+class Matcher(_Frozen):
+    """Every condition given must hold; an empty condition matches anything."""
+
+    services: list[str] = []
+    alert_names: list[str] = []
+    source_severities: list[str] = []
+    service_tiers: list[int] = []
+    categories: list[Category] = []
+    labels: dict[str, str] = {}
+    label_patterns: dict[str, str] = {}
+    annotations: dict[str, str] = {}
+    regulated_service: bool | None = None
+
+    @field_validator("label_patterns")
+    @classmethod
+    def _compiles(cls, value: dict[str, str]) -> dict[str, str]:
+        for name, pattern in value.items():
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"label_patterns.{name}: {exc}") from None
+        return value
+
+    @field_validator("source_severities")
+    @classmethod
+    def _known_severity(cls, value: list[str]) -> list[str]:
+        for item in value:
+            if item not in SOURCE_SEVERITIES:
+                raise ValueError(f"source severity {item!r} is not one of {', '.join(SOURCE_SEVERITIES)}")
+        return value
+
+
+class SeverityRule(_Frozen):
+    name: str
+    match: Matcher = Matcher()
+    severity: Severity | None = None
+    category: Category | None = None
+    impact: str | None = None
+    regulated: bool | None = None
+
+
+class Playbook(_Frozen):
+    name: str
+    match: Matcher = Matcher()
+    runbook_url: str
+    steps: list[str] = []
+
+
+class PostmortemPolicy(_Frozen):
+    required_severities: list[Severity] = [Severity.SEV1, Severity.SEV2]
+    due_after: timedelta = timedelta(days=5)
+    required_sections: list[Literal["summary", "impact", "root_cause", "contributing_factors", "what_went_well"]] = [
+        "summary",
+        "impact",
+        "root_cause",
+    ]
+    reminder_interval: timedelta = timedelta(days=1)
+
+    _d = field_validator("due_after", "reminder_interval", mode="before")(_duration)
+
+
+class LabelNames(_Frozen):
+    service: str = "service"
+    team: str = "team"
+    severity: str = "severity"
+
+
+class Integration(_Frozen):
+    """A monitoring system that sends alerts; its key is created with incidentctl."""
+
+    default_service: str | None = None
+    rate_limit_per_minute: int = Field(default=600, ge=1)
+    label_names: LabelNames = LabelNames()
+
+
+class NotificationPolicy(_Frozen):
+    # Repeated notifications of one kind for one incident are held back this long.
+    repeat_backoff: timedelta = timedelta(minutes=1)
+    repeat_backoff_max: timedelta = timedelta(minutes=30)
+
+    _d = field_validator("repeat_backoff", "repeat_backoff_max", mode="before")(_duration)
+
+
+class Organisation(_Frozen):
+    organisation: str = "Example"
+    incident_url: str = "http://127.0.0.1:8080/v1/incidents/{incident_id}"
+    reopen_window: timedelta = timedelta(hours=72)
+    metrics_window: timedelta = timedelta(days=30)
+    group_by: list[str] = ["alertname"]
+    fingerprint_labels: list[str] = []
+    evidence_max_bytes: int = Field(default=65536, ge=1024)
+    people: dict[str, Person] = {}
+    teams: dict[str, Team]
+    services: dict[str, Service]
+    rotations: dict[str, Rotation] = {}
+    escalation_policies: dict[str, EscalationPolicy] = {}
+    default_escalation_policy: str | None = None
+    fallback_team: str
+    security_team: str
+    compliance_team: str | None = None
+    severity_rules: list[SeverityRule] = []
+    default_severity: Severity = Severity.SEV3
+    playbooks: list[Playbook] = []
+    mttr_targets: dict[Severity, timedelta] = {}
+    update_cadence: dict[Severity, timedelta] = {}
+    postmortem: PostmortemPolicy = PostmortemPolicy()
+    integrations: dict[str, Integration] = {"default": Integration()}
+    notifications: NotificationPolicy = NotificationPolicy()
+
+    _d = field_validator("reopen_window", "metrics_window", mode="before")(_duration)
+
+    @field_validator("mttr_targets", "update_cadence", mode="before")
+    @classmethod
+    def _durations(cls, value: object) -> object:
+        if isinstance(value, dict):
+            return {key: _duration(item) for key, item in value.items()}
+        return value
+
+    @model_validator(mode="after")
+    def _references(self) -> "Organisation":
+        def need(kind: str, name: str | None, known: dict, where: str) -> None:
+            if name is not None and name not in known:
+                raise ValueError(f"{where}: unknown {kind} {name!r}")
+
+        for team_name, team in self.teams.items():
+            need("rotation", team.rotation, self.rotations, f"teams.{team_name}.rotation")
+            need("escalation policy", team.escalation_policy, self.escalation_policies,
+                 f"teams.{team_name}.escalation_policy")
+        for service_name, service in self.services.items():
+            need("team", service.team, self.teams, f"services.{service_name}.team")
+            need("escalation policy", service.escalation_policy, self.escalation_policies,
+                 f"services.{service_name}.escalation_policy")
+        for rotation_name, rotation in self.rotations.items():
+            for index, person in enumerate(rotation.participants):
+                if self.people and person not in self.people:
+                    raise ValueError(f"rotations.{rotation_name}.participants.{index}: unknown person {person!r}")
+        for policy_name, policy in self.escalation_policies.items():
+            for level_index, level in enumerate(policy.levels):
+                for target_index, target in enumerate(level.targets):
+                    where = f"escalation_policies.{policy_name}.levels.{level_index}.targets.{target_index}"
+                    need("rotation", target.rotation, self.rotations, f"{where}.rotation")
+                    need("team", target.team, self.teams, f"{where}.team")
+                    if self.people:
+                        need("person", target.person, self.people, f"{where}.person")
+        need("escalation policy", self.default_escalation_policy, self.escalation_policies,
+             "default_escalation_policy")
+        need("team", self.fallback_team, self.teams, "fallback_team")
+        need("team", self.security_team, self.teams, "security_team")
+        need("team", self.compliance_team, self.teams, "compliance_team")
+        if "{incident_id}" not in self.incident_url:
+            raise ValueError("incident_url: must contain {incident_id}")
+        return self
+
+    def service_or_default(self, name: str) -> Service | None:
+        return self.services.get(name)

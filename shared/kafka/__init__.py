@@ -1,0 +1,1 @@
+"""Kafka adapters: topic creation, JSON producing, Faust app construction."""

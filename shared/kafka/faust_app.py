@@ -1,0 +1,79 @@
+"""One way to build a service's Faust app: distinct id, web port and absolute data dir."""
+from __future__ import annotations
+
+import asyncio
+
+import faust
+
+from ..catalogue import TopicSpec
+from ..settings import Settings
+
+SERVICE_INDEX = {"triage": 0, "escalation": 1, "notification": 2, "metrics": 3}
+
+
+def create_app(service: str, settings: Settings, web_port: int | None = None) -> faust.App:
+    datadir = (settings.data_dir / service).resolve()
+    datadir.mkdir(parents=True, exist_ok=True)
+    return faust.App(
+        f"{settings.app_prefix}-{service}",
+        broker=f"kafka://{settings.kafka_bootstrap}",
+        store="memory://",
+        topic_partitions=settings.topic_partitions,
+        topic_replication_factor=1,
+        # One worker per service locally; a standby needs a second worker to live on.
+        table_standby_replicas=0,
+        web_host="127.0.0.1",
+        web_bind="127.0.0.1",
+        web_port=web_port or settings.faust_web_port_base + SERVICE_INDEX[service],
+        datadir=str(datadir),
+        autodiscover=False,
+        producer_acks=-1,
+        broker_commit_interval=1.0,
+        consumer_auto_offset_reset="earliest",
+        key_serializer="raw",
+        value_serializer="raw",
+    )
+
+
+def declare(app: faust.App, spec: TopicSpec, partitions: int) -> faust.TopicT:
+    """A catalogue topic as a Faust topic of raw bytes (decoded with pydantic by the agent)."""
+    return app.topic(
+        spec.name,
+        partitions=spec.partition_count(partitions),
+        key_serializer="raw",
+        value_serializer="raw",
+        internal=False,
+    )
+
+
+def table(app: faust.App, name: str, partitions: int) -> faust.Table:
+    """A table of JSON values keyed by strings, co-partitioned with the keyed topics."""
+    schema = faust.Schema(key_serializer="json", value_serializer="json")
+    return app.Table(name, default=None, partitions=partitions, schema=schema)
+
+
+class Lazy:
+    """A client made on first use inside the running loop (never at import), closed at shutdown."""
+
+    def __init__(self, factory, closer) -> None:
+        self._factory, self._closer = factory, closer
+        self._value = None
+        self._lock: asyncio.Lock | None = None
+
+    async def get(self):
+        if self._value is None:
+            self._lock = self._lock or asyncio.Lock()
+            async with self._lock:
+                if self._value is None:
+                    self._value = await self._factory()
+        return self._value
+
+    async def close(self) -> None:
+        if self._value is not None:
+            value, self._value = self._value, None
+            await self._closer(value)
+
+    def close_on_shutdown(self, app: faust.App) -> None:
+        @app.on_before_shutdown.connect
+        async def _close(app_: faust.App, **_: object) -> None:
+            await self.close()

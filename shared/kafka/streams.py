@@ -1,0 +1,92 @@
+"""Decoding stream events, and sending what cannot be processed to the dead-letter topic."""
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timezone
+from typing import TypeVar
+
+from pydantic import BaseModel, TypeAdapter, ValidationError
+
+from ..messages import DeadLetter, Origin
+from .json_producer import encode
+
+log = logging.getLogger(__name__)
+M = TypeVar("M")
+
+
+def origin_of(event) -> Origin:
+    message = event.message
+    return Origin(topic=message.topic, partition=message.partition, offset=message.offset)
+
+
+def key_of(event) -> str:
+    key = event.key
+    if isinstance(key, bytes):
+        return key.decode("utf-8", errors="replace")
+    return str(key) if key is not None else ""
+
+
+def describe_error(exc: Exception) -> str:
+    if isinstance(exc, ValidationError):
+        return "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '(value)'}: {err['msg']}" for err in exc.errors()[:5]
+        )
+    return f"{type(exc).__name__}: {exc}"
+
+
+async def dead_letter(dead_letter_topic, event, reason: str, service: str) -> None:
+    value = event.value
+    payload = value.decode("utf-8", errors="replace") if isinstance(value, bytes) else str(value)
+    message = event.message
+    record = DeadLetter(
+        source_topic=message.topic,
+        partition=message.partition,
+        offset=message.offset,
+        key=key_of(event),
+        reason=reason,
+        payload=payload[:100_000],
+        service=service,
+        failed_at=datetime.now(timezone.utc),
+    )
+    log.warning("dead-lettered %s[%s]@%s: %s", message.topic, message.partition, message.offset, reason)
+    await dead_letter_topic.send(key=record.key.encode("utf-8") if record.key else None, value=encode(record))
+
+
+async def decode(event, model: type[M] | TypeAdapter, dead_letter_topic, service: str) -> M | None:
+    """The event's value as ``model``, or None after dead-lettering it with the reason."""
+    adapter = model if isinstance(model, TypeAdapter) else TypeAdapter(model)
+    try:
+        return adapter.validate_json(event.value)
+    except (ValidationError, ValueError, TypeError) as exc:
+        await dead_letter(dead_letter_topic, event, f"invalid message: {describe_error(exc)}", service)
+        return None
+
+
+def send_model(topic, key: str, message: BaseModel):
+    return topic.send(key=key.encode("utf-8"), value=encode(message))
+
+
+TRANSIENT = (OSError, ConnectionError)
+
+
+async def process(event, handle, dead_letter_topic, service: str, retry_seconds: float = 1.0) -> None:
+    """Run ``handle(event)``; retry while a dependency is away, dead-letter a message that fails.
+
+    An exception must never crash the agent: Faust would acknowledge the message
+    and it would be lost without a trace.
+    """
+    import asyncio
+
+    import asyncpg
+
+    while True:
+        try:
+            await handle(event)
+            return
+        except (asyncpg.PostgresConnectionError, asyncpg.InterfaceError, *TRANSIENT) as exc:
+            log.warning("%s: dependency unavailable (%s); retrying", service, exc)
+            await asyncio.sleep(retry_seconds)
+        except Exception as exc:  # noqa: BLE001 - everything else is poison for this message
+            log.exception("%s: failed to process a message", service)
+            await dead_letter(dead_letter_topic, event, f"processing failed: {describe_error(exc)}", service)
+            return

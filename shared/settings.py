@@ -1,0 +1,47 @@
+"""Typed settings, read once from the environment at start and passed down."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CONFIG = REPO_ROOT / "deploy" / "config" / "organisation.yaml"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore")
+
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    database_url: str = "postgresql://incident@127.0.0.1:55432/incident"
+    incident_config: Path = DEFAULT_CONFIG
+    ingestion_host: str = "127.0.0.1"
+    ingestion_port: int = Field(default=8080, ge=1, le=65535)
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = Field(default=9108, ge=1, le=65535)
+    # Faust web ports: triage, escalation, notification, metrics take base+0..3.
+    faust_web_port_base: int = Field(default=6066, ge=1, le=65530)
+    topic_partitions: int = Field(default=4, ge=1, le=256)
+    data_dir: Path = REPO_ROOT / ".local" / "data"
+    app_prefix: str = Field(default="incident", pattern=r"^[a-z][a-z0-9-]*$")
+    # How often the escalation service looks for due deadlines.
+    tick_seconds: float = Field(default=1.0, gt=0, le=60)
+    # How long an API command waits for triage to apply it.
+    command_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    log_level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
+
+
+class SettingsError(SystemExit):
+    pass
+
+
+def load_settings() -> Settings:
+    """Settings from the environment; a bad value stops the process naming the variable."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']).upper()}: {err['msg']}" for err in exc.errors()
+        )
+        raise SettingsError(f"invalid environment setting: {problems}") from None

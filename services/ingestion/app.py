@@ -17,6 +17,7 @@ from shared.db.tokens import create_token
 from shared.domain.organisation import Organisation
 from shared.kafka.admin import ensure_topics
 from shared.kafka.json_producer import JsonProducer
+from shared.messages import NativeAlert
 from shared.settings import Settings
 
 from . import errors, incidents, intake
@@ -101,6 +102,9 @@ def create_app(settings: Settings, org: Organisation) -> FastAPI:
             components = schema.setdefault("components", {}).setdefault("schemas", {})
             components.update(defs.pop("$defs", {}))
             components["PagerDutyEvent"] = defs
+            native = NativeAlert.model_json_schema(ref_template="#/components/schemas/{model}")
+            components.update(native.pop("$defs", {}))
+            components["NativeAlert"] = native
             app.openapi_schema = schema
         return app.openapi_schema
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 import math
 import uuid
 from datetime import datetime, timezone
-from typing import Annotated, Union
+import json
 
-from fastapi import APIRouter, Body, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from prometheus_client import Counter
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from shared import catalogue as cat
 from shared.auth import Permission, Role
@@ -63,14 +63,44 @@ async def _publish(rt: Runtime, principal: Principal, alerts: list[NativeAlert],
     return keys
 
 
-@router.post("/v1/alerts", status_code=202, response_model=Accepted,
-             summary="Send one native alert or a list of them (integration key)")
-async def post_alerts(
-    request: Request,
-    body: Annotated[Union[NativeAlert, list[NativeAlert]], Body()],
-) -> Accepted:
+_ONE = TypeAdapter(NativeAlert)
+_MANY = TypeAdapter(list[NativeAlert])
+
+
+async def _json_body(request: Request, endpoint: str):
+    try:
+        return json.loads(await request.body())
+    except ValueError as exc:
+        ALERTS_REFUSED.labels(endpoint, "not_json").inc()
+        raise ApiError(400, "the body is not valid JSON", str(exc)) from None
+
+
+@router.post(
+    "/v1/alerts",
+    status_code=202,
+    response_model=Accepted,
+    summary="Send one native alert or a list of them (integration key)",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": {"oneOf": [
+                {"$ref": "#/components/schemas/NativeAlert"},
+                {"type": "array", "items": {"$ref": "#/components/schemas/NativeAlert"}, "minItems": 1},
+            ]}}},
+        }
+    },
+    responses={400: {"description": "Invalid alert: the error names the field"}},
+)
+async def post_alerts(request: Request) -> Accepted:
     principal = await require(request, Permission.SEND_ALERTS)
-    alerts = body if isinstance(body, list) else [body]
+    body = await _json_body(request, "native")
+    try:
+        alerts = _MANY.validate_python(body) if isinstance(body, list) else [_ONE.validate_python(body)]
+    except ValidationError as exc:
+        ALERTS_REFUSED.labels("native", "invalid").inc()
+        details = field_errors(exc.errors())
+        fields = ", ".join(sorted({d["field"] for d in details}))
+        raise ApiError(400, f"invalid alert: {fields}", details) from None
     if not alerts:
         ALERTS_REFUSED.labels("native", "empty").inc()
         raise ApiError(400, "no alerts in the request", [])

@@ -1,0 +1,49 @@
+# Incident Handling: the commands a user types. See README.md.
+SHELL := /bin/bash
+PY := .local/venv/bin/python
+
+.PHONY: help setup run up down status test unit demo bench clean topics
+
+help:
+	@echo "make run     start everything in the foreground (Ctrl-C stops it)"
+	@echo "make up      start the local stack and the five services in the background"
+	@echo "make down    stop what make up started (data kept in .local/)"
+	@echo "make test    the whole suite against a real broker and database of its own"
+	@echo "make demo    drive one incident through its life on the running stack"
+	@echo "make bench   the benchmark (prints a table, writes .local/bench/results.json)"
+
+setup:
+	@bash deploy/scripts/bootstrap.sh
+
+run:
+	@bash deploy/scripts/run.sh
+
+up: setup
+	@bash deploy/scripts/stack.sh start --profile local
+	@bash deploy/scripts/services.sh start
+
+down:
+	@bash deploy/scripts/services.sh stop
+	@bash deploy/scripts/stack.sh stop --profile local
+
+status:
+	@bash deploy/scripts/stack.sh status --profile local || true
+	@bash deploy/scripts/services.sh status || true
+
+test:
+	@bash deploy/scripts/test.sh
+
+unit: setup
+	@$(PY) -m pytest tests/unit -q
+
+demo: setup
+	@$(PY) -m tools.demo
+
+bench: setup
+	@bash deploy/scripts/bench.sh
+
+topics: setup
+	@$(PY) -m shared.catalogue
+
+clean: down
+	rm -rf .local

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# make run: the whole local stack and the five services in the foreground.
+# Ctrl-C stops everything this started (services, then broker and database).
+set -Eeuo pipefail
+REPO_ROOT=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/../.." && pwd -P)
+cd "$REPO_ROOT"
+stopping=0
+cleanup() {
+  ((stopping)) && return
+  stopping=1
+  echo
+  echo "stopping..."
+  bash deploy/scripts/services.sh stop || true
+  bash deploy/scripts/stack.sh stop --profile local || true
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+bash deploy/scripts/bootstrap.sh
+bash deploy/scripts/stack.sh start --profile local
+bash deploy/scripts/services.sh start
+echo
+echo "Running in the foreground; Ctrl-C stops everything. Service logs follow."
+echo
+tail -n 0 -F .local/logs/ingestion.log .local/logs/triage.log .local/logs/escalation.log \
+  .local/logs/notification.log .local/logs/metrics.log &
+tail_pid=$!
+wait "$tail_pid"

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# make test: set up, start a broker and a database of the test profile (own
+# ports and data, never the make-up stack), run the whole suite, stop them.
+# Extra arguments go to pytest (e.g. deploy/scripts/test.sh -k lifecycle).
+set -Eeuo pipefail
+REPO_ROOT=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/../.." && pwd -P)
+cd "$REPO_ROOT"
+bash deploy/scripts/bootstrap.sh
+bash deploy/scripts/stack.sh reset --profile test >/dev/null
+cleanup() { bash deploy/scripts/stack.sh stop --profile test >/dev/null || true; }
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+bash deploy/scripts/stack.sh start --profile test
+# shellcheck disable=SC1091
+. .local/test/stack.env
+export INCIDENT_TEST_STACK=1
+.local/venv/bin/python -m pytest "$@"

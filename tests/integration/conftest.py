@@ -1,0 +1,98 @@
+"""Fixtures for the integration suite: the running platform, credentials, API clients."""
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from pathlib import Path
+
+import asyncpg
+import httpx
+import pytest
+
+from harness import REPO, Platform, test_environment, wait_until
+from shared.auth import Role
+from shared.db.migrate import migrate
+from shared.db.tokens import create_token
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if "tests/integration" in str(item.fspath):
+            item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(scope="session")
+def platform() -> Platform:
+    env = test_environment()
+    logs = REPO / ".local" / "test" / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    Path(env["DATA_DIR"]).mkdir(parents=True, exist_ok=True)
+    running = Platform(env=env, logs=logs)
+    os.environ.update({k: env[k] for k in ("INCIDENT_CONFIG",)})
+    for name in ("ingestion", "triage", "escalation", "notification", "metrics"):
+        running.start(name)
+    try:
+        running.wait_ready()
+        yield running
+    finally:
+        running.stop_all()
+
+
+@pytest.fixture(scope="session")
+def tokens(platform: Platform) -> dict[str, str]:
+    """A token per role and an integration key, made the way `incidentctl token create` does."""
+
+    async def make() -> dict[str, str]:
+        conn = await asyncpg.connect(os.environ["DATABASE_URL"])
+        try:
+            await migrate(conn)
+            made = {}
+            for role in Role:
+                _, secret = await create_token(conn, role, f"test-{role.value}")
+                made[role.value] = secret
+            return made
+        finally:
+            await conn.close()
+
+    return asyncio.run(make())
+
+
+def _client(platform: Platform, token: str | None) -> httpx.Client:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    return httpx.Client(base_url=platform.api_url, headers=headers, timeout=30)
+
+
+@pytest.fixture(scope="session")
+def intake(platform: Platform, tokens: dict[str, str]) -> httpx.Client:
+    return _client(platform, tokens["integration"])
+
+
+@pytest.fixture(scope="session")
+def admin(platform: Platform, tokens: dict[str, str]) -> httpx.Client:
+    return _client(platform, tokens["platform-admin"])
+
+
+@pytest.fixture(scope="session")
+def client_for(platform: Platform, tokens: dict[str, str]):
+    return lambda role: _client(platform, tokens[role] if role else None)
+
+
+@pytest.fixture
+def unique() -> str:
+    return uuid.uuid4().hex[:10]
+
+
+def incident_for(admin: httpx.Client, alertname: str, timeout: float = 30.0) -> dict:
+    """The incident whose labels carry this alert name (waits until the recorder has it)."""
+
+    def find():
+        response = admin.get("/v1/incidents", params={"limit": 1000})
+        response.raise_for_status()
+        for summary in response.json()["incidents"]:
+            full = admin.get(f"/v1/incidents/{summary['incident_id']}").json()
+            if full.get("labels", {}).get("alertname") == alertname:
+                return full
+        return None
+
+    return wait_until(find, timeout=timeout, what=f"an incident for {alertname}")

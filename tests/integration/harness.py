@@ -1,0 +1,213 @@
+"""The platform under test: the five services as real processes on the test broker and database.
+
+``make test`` starts Kafka and PostgreSQL (test profile) and exports KAFKA_BOOTSTRAP
+and DATABASE_URL; this module starts the services with the test organisation,
+waits for readiness, and gives tests ways to read topics, query the database,
+and stop or kill a service mid-flight.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import asyncpg
+import httpx
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+REPO = Path(__file__).resolve().parents[2]
+SERVICES = ("ingestion", "triage", "escalation", "notification", "metrics")
+TEST_CONFIG = Path(__file__).with_name("organisation.yaml")
+
+
+def wait_until(condition: Callable[[], Any], timeout: float = 30.0, interval: float = 0.1, what: str = "condition"):
+    """Poll ``condition`` until it returns something truthy; fail with ``what`` after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    last_error: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            value = condition()
+            if value:
+                return value
+        except (httpx.HTTPError, AssertionError, KeyError) as exc:
+            last_error = exc
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}" + (f" (last error: {last_error})" if last_error else ""))
+
+
+def sql(query: str, *args: Any) -> list[dict[str, Any]]:
+    async def run() -> list[dict[str, Any]]:
+        conn = await asyncpg.connect(os.environ["DATABASE_URL"])
+        try:
+            return [dict(row) for row in await conn.fetch(query, *args)]
+        finally:
+            await conn.close()
+
+    return asyncio.run(run())
+
+
+def read_topic(topic: str, predicate: Callable[[dict], bool] | None = None, *, until: Callable[[list[dict]], bool] | None = None,
+               timeout: float = 20.0) -> list[dict]:
+    """Every JSON message on ``topic`` from the beginning (value plus ``_key``), filtered by ``predicate``.
+
+    With ``until``, keeps reading (re-reading new messages) until ``until(matches)`` is true or the timeout.
+    """
+
+    async def run() -> list[dict]:
+        consumer = AIOKafkaConsumer(bootstrap_servers=os.environ["KAFKA_BOOTSTRAP"], enable_auto_commit=False)
+        await consumer.start()
+        try:
+            partitions = await _partitions(consumer, topic)
+            consumer.assign(partitions)
+            await consumer.seek_to_beginning(*partitions)
+            matches: list[dict] = []
+            deadline = time.monotonic() + timeout
+            while True:
+                end = await consumer.end_offsets(partitions)
+                while await _behind(consumer, partitions, end):
+                    batch = await consumer.getmany(timeout_ms=200)
+                    for records in batch.values():
+                        for record in records:
+                            value = json.loads(record.value)
+                            value["_key"] = record.key.decode() if record.key else None
+                            value["_partition"] = record.partition
+                            if predicate is None or predicate(value):
+                                matches.append(value)
+                if until is None or until(matches) or time.monotonic() > deadline:
+                    return matches
+                await asyncio.sleep(0.1)
+        finally:
+            await consumer.stop()
+
+    return asyncio.run(run())
+
+
+async def _behind(consumer: AIOKafkaConsumer, partitions: list[TopicPartition], end: dict) -> bool:
+    for tp in partitions:
+        if await consumer.position(tp) < end[tp]:
+            return True
+    return False
+
+
+async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
+    for _ in range(50):
+        found = consumer.partitions_for_topic(topic)
+        if found:
+            return [TopicPartition(topic, p) for p in sorted(found)]
+        await consumer._client.force_metadata_update()  # noqa: SLF001 - aiokafka has no public refresh
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"topic {topic} does not exist")
+
+
+def produce(topic: str, messages: list[tuple[str | None, bytes]]) -> None:
+    from aiokafka import AIOKafkaProducer
+
+    async def run() -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=os.environ["KAFKA_BOOTSTRAP"], acks="all")
+        await producer.start()
+        try:
+            for key, value in messages:
+                await producer.send_and_wait(topic, value, key=key.encode() if key else None)
+        finally:
+            await producer.stop()
+
+    asyncio.run(run())
+
+
+@dataclass
+class Platform:
+    env: dict[str, str]
+    logs: Path
+    procs: dict[str, subprocess.Popen] = field(default_factory=dict)
+    log_offsets: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.env['INGESTION_PORT']}"
+
+    @property
+    def metrics_url(self) -> str:
+        return f"http://127.0.0.1:{self.env['METRICS_PORT']}/metrics"
+
+    def log_path(self, name: str) -> Path:
+        return self.logs / f"{name}.log"
+
+    def start(self, name: str) -> None:
+        path = self.log_path(name)
+        self.log_offsets[name] = path.stat().st_size if path.exists() else 0
+        handle = open(path, "ab")  # noqa: SIM115 - kept open for the child's lifetime
+        self.procs[name] = subprocess.Popen(
+            [sys.executable, "-m", f"services.{name}"], cwd=REPO, env=self.env, stdout=handle, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def ready(self, name: str) -> bool:
+        proc = self.procs[name]
+        if proc.poll() is not None:
+            raise AssertionError(f"{name} exited with {proc.returncode}:\n{self.tail(name)}")
+        if name == "ingestion":
+            try:
+                return httpx.get(f"{self.api_url}/readyz", timeout=2).status_code == 200
+            except httpx.HTTPError:
+                return False
+        with open(self.log_path(name), "rb") as handle:
+            handle.seek(self.log_offsets[name])
+            return b"[^Worker]: Ready" in handle.read()
+
+    def wait_ready(self, *names: str, timeout: float = 120.0) -> None:
+        for name in names or SERVICES:
+            wait_until(lambda n=name: self.ready(n), timeout=timeout, interval=0.2, what=f"{name} to be ready")
+
+    def stop(self, name: str, sig: int = signal.SIGTERM, timeout: float = 30.0) -> None:
+        proc = self.procs.get(name)
+        if proc is None or proc.poll() is not None:
+            return
+        proc.send_signal(sig)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+
+    def restart(self, name: str, sig: int = signal.SIGTERM) -> None:
+        self.stop(name, sig)
+        self.start(name)
+        self.wait_ready(name)
+
+    def stop_all(self) -> None:
+        for name in reversed(SERVICES):
+            self.stop(name)
+
+    def tail(self, name: str, lines: int = 40) -> str:
+        text = self.log_path(name).read_text(errors="replace").splitlines()
+        return "\n".join(text[-lines:])
+
+
+def test_environment() -> dict[str, str]:
+    missing = [name for name in ("KAFKA_BOOTSTRAP", "DATABASE_URL") if not os.environ.get(name)]
+    if missing:
+        raise RuntimeError(
+            f"{', '.join(missing)} not set: integration tests run through `make test`, "
+            "which starts their own broker and database"
+        )
+    state = REPO / ".local" / "test"
+    env = {
+        **os.environ,
+        "INGESTION_PORT": "18080",
+        "METRICS_PORT": "19108",
+        "FAUST_WEB_PORT_BASE": "16066",
+        "DATA_DIR": str(state / "data"),
+        "APP_PREFIX": "incident-test",
+        "INCIDENT_CONFIG": str(TEST_CONFIG),
+        "TICK_SECONDS": "0.2",
+        "LOG_LEVEL": "INFO",
+        "PYTHONUNBUFFERED": "1",
+    }
+    return env

@@ -6,6 +6,11 @@ set -Eeuo pipefail
 REPO_ROOT=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/../.." && pwd -P)
 cd "$REPO_ROOT"
 bash deploy/scripts/bootstrap.sh
+bash deploy/scripts/observability.sh
+# Several checkouts (git worktrees) can test side by side with TEST_PORT_OFFSET=10, 20...
+offset=${TEST_PORT_OFFSET:-0}
+export KAFKA_PORT=$((19092 + offset)) KAFKA_CONTROLLER_PORT=$((19093 + offset)) PG_PORT=$((55433 + offset))
+export TEST_PORT_OFFSET=$offset
 bash deploy/scripts/stack.sh reset --profile test >/dev/null
 cleanup() { bash deploy/scripts/stack.sh stop --profile test >/dev/null || true; }
 trap cleanup EXIT

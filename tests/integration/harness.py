@@ -198,11 +198,12 @@ def test_environment() -> dict[str, str]:
             "which starts their own broker and database"
         )
     state = REPO / ".local" / "test"
+    offset = int(os.environ.get("TEST_PORT_OFFSET", "0"))
     env = {
         **os.environ,
-        "INGESTION_PORT": "18080",
-        "METRICS_PORT": "19108",
-        "FAUST_WEB_PORT_BASE": "16066",
+        "INGESTION_PORT": str(18080 + offset),
+        "METRICS_PORT": str(19108 + offset),
+        "FAUST_WEB_PORT_BASE": str(16066 + offset),
         "DATA_DIR": str(state / "data"),
         "APP_PREFIX": "incident-test",
         "INCIDENT_CONFIG": str(TEST_CONFIG),

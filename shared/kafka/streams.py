@@ -89,5 +89,7 @@ async def process(event, handle, dead_letter_topic, service: str, retry_seconds:
             await asyncio.sleep(retry_seconds)
         except Exception as exc:  # noqa: BLE001 - everything else is poison for this message
             log.exception("%s: failed to process a message", service)
+            if event.message.topic == dead_letter_topic.get_topic_name():
+                return  # never dead-letter a dead letter: that would loop forever
             await dead_letter(dead_letter_topic, event, f"processing failed: {describe_error(exc)}", service)
             return

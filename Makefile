@@ -37,7 +37,7 @@ unit: setup
 	@$(PY) -m pytest tests/unit -q
 
 demo: setup
-	@$(PY) -m tools.demo
+	@$(PY) -m services.cli.demo
 
 bench: setup
 	@bash deploy/scripts/bench.sh

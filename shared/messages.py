@@ -78,11 +78,15 @@ class Origin(BaseModel):
     offset: int
     # Several messages derived from one source message are told apart by index.
     index: int = 0
+    # Messages of one lane (an alert fingerprint) keep their source order through
+    # every hop; different lanes from one partition may overtake each other.
+    lane: str = ""
 
     @property
     def stream(self) -> str:
+        lane = f"/{self.lane}" if self.lane else ""
         suffix = f"/{self.index}" if self.index else ""
-        return f"{self.topic}:{self.partition}{suffix}"
+        return f"{self.topic}:{self.partition}{lane}{suffix}"
 
 
 class FingerprintedAlert(BaseModel):

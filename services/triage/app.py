@@ -78,7 +78,10 @@ def build(settings: Settings, org: Organisation) -> faust.App:
             return
         origin = origin_of(event)
         alert = native.to_alert(alert_id=f"{origin.stream}:{origin.offset}", received_at=utcnow())
-        message = FingerprintedAlert(alert=alert, fingerprint=fingerprint(alert, org), origin=origin)
+        key = fingerprint(alert, org)
+        # Alerts of one fingerprint from one intake partition stay in order on every
+        # later hop, so (partition, fingerprint) is where duplicates are recognised.
+        message = FingerprintedAlert(alert=alert, fingerprint=key, origin=origin.model_copy(update={"lane": key}))
         await send_model(by_fingerprint, message.fingerprint, message)
 
     @app.agent(by_fingerprint, concurrency=1)

@@ -56,9 +56,14 @@ def test_thousand_alerts_ten_fingerprints_exactly_ten_incidents_across_a_triage_
     assert set(codes) == {202} and len(codes) == 208  # 1,000 alerts in batches of up to 5
     platform.wait_ready("triage")
 
+    last: dict = {}
+
     def settled():
-        found = _counts(admin, set(names))
+        found = last["found"] = _counts(admin, set(names))
         return found if len(found) == 10 and sum(count for _, count in found.values()) >= 1000 else None
 
-    found = wait_until(settled, timeout=180, interval=1.0, what="1,000 alerts on 10 incidents")
+    try:
+        found = wait_until(settled, timeout=120, interval=1.0, what="1,000 alerts on 10 incidents")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; last seen: {last.get('found')}") from None
     assert {name: count for name, (_, count) in found.items()} == {name: 100 for name in names}

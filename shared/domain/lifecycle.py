@@ -321,7 +321,7 @@ def _draft(state: Incident, ctx: Context, required: bool, resolving: bool = Fals
         required=required,
         owner=state.commander,
         created_at=ctx.now,
-        due_at=ctx.now + ctx.org.postmortem.due_after,
+        due_at=ctx.now + ctx.org.postmortem.due_after_for(state.team),
         timeline=timeline,
         impact=state.impact,
     )

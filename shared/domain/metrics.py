@@ -1,11 +1,15 @@
-"""Metric definitions: what mttr_minutes, reopen_rate and postmortem_completion_rate mean.
+"""Metric definitions: what mttr_minutes, reopen_rate, postmortem_completion_rate and the
+counters mean, as pure functions over per-incident facts (deploy/prometheus/METRICS.md
+says the same in prose).
 
-Detection is the first alert's start (its ``startsAt``, or when we received it; a
-declared incident's declaration time). Resolution is the latest time the incident
-became resolved. The window is trailing (``metrics_window``, default 30 days).
+Detection is the incident's ``detected_at``: the first alert's ``startsAt`` when the
+monitoring system sent one, else when the alert was received; a declared incident's
+declaration time. Resolution is the latest time the incident became resolved. The
+window is trailing: an instant counts when it lies at or after ``now - window``.
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Iterable
@@ -14,9 +18,12 @@ from pydantic import BaseModel
 
 from .incident import Incident
 
+Labels = tuple[tuple[str, str], ...]
+OPEN_STATUSES = ("triggered", "acknowledged", "mitigating")
+
 
 class IncidentFacts(BaseModel):
-    """What the metrics service keeps per incident (folded from audit events)."""
+    """What the metrics service keeps per incident, folded from its audit events."""
 
     incident_id: str
     severity: str
@@ -25,124 +32,36 @@ class IncidentFacts(BaseModel):
     status: str
     detected_at: datetime
     opened_at: datetime
-    acknowledged_at: datetime | None = None
+    first_acknowledged_at: datetime | None = None
     first_resolved_at: datetime | None = None
     resolved_at: datetime | None = None
     reopen_count: int = 0
-    mttr_breached: bool = False
+    mttr_target_minutes: float | None = None
     postmortem_required: bool = False
     postmortem_status: str | None = None
     postmortem_created_at: datetime | None = None
     postmortem_due_at: datetime | None = None
+    # Counter increments caused by this incident's events (counter_key -> count): kept
+    # in the same record as the version, so one table write counts an event exactly once.
+    counts: dict[str, int] = {}
     last_version: int = 0
 
 
-def fold(previous: IncidentFacts | None, incident: Incident) -> IncidentFacts:
-    first_resolved = previous.first_resolved_at if previous else None
-    if first_resolved is None and incident.resolved_at is not None:
-        first_resolved = incident.resolved_at
-    acknowledged = previous.acknowledged_at if previous and previous.acknowledged_at else incident.acknowledged_at
-    postmortem = incident.postmortem
-    return IncidentFacts(
-        incident_id=incident.incident_id,
-        severity=incident.severity.value,
-        service=incident.service,
-        team=incident.team,
-        status=incident.status.value,
-        detected_at=incident.detected_at,
-        opened_at=incident.opened_at,
-        acknowledged_at=acknowledged,
-        first_resolved_at=first_resolved,
-        resolved_at=incident.resolved_at,
-        reopen_count=incident.reopen_count,
-        mttr_breached=incident.mttr_breached,
-        postmortem_required=bool(postmortem and postmortem.required),
-        postmortem_status=postmortem.status if postmortem else None,
-        postmortem_created_at=postmortem.created_at if postmortem else None,
-        postmortem_due_at=postmortem.due_at if postmortem else None,
-        last_version=incident.version,
-    )
+def counter_key(name: str, labels: Labels) -> str:
+    # JSON, not a separator: label values (service names from alerts) may contain anything.
+    return json.dumps([name, [list(pair) for pair in labels]], separators=(",", ":"))
 
 
-def _is_resolved(facts: IncidentFacts) -> bool:
-    return facts.status in ("resolved", "closed") and facts.resolved_at is not None
+def parse_counter_key(key: str) -> tuple[str, Labels]:
+    name, pairs = json.loads(key)
+    return name, tuple((k, v) for k, v in pairs)
 
 
-def mttr_minutes(facts: Iterable[IncidentFacts], now: datetime, window: timedelta) -> dict[str, tuple[float, int]]:
-    """Per severity: (mean minutes from detection to resolution, incidents counted).
-
-    Counted: incidents currently resolved or closed whose latest resolution lies in the window.
-    """
-    sums: dict[str, list[float]] = {}
-    for f in facts:
-        if _is_resolved(f) and f.resolved_at >= now - window:
-            sums.setdefault(f.severity, []).append((f.resolved_at - f.detected_at).total_seconds() / 60.0)
-    return {sev: (sum(values) / len(values), len(values)) for sev, values in sums.items()}
-
-
-def reopen_rate(facts: Iterable[IncidentFacts], now: datetime, window: timedelta) -> dict[str, tuple[float, int]]:
-    """Per severity: (share reopened, incidents counted).
-
-    Counted: incidents first resolved in the window; reopened: those reopened at least once since.
-    """
-    counts: dict[str, list[int]] = {}
-    for f in facts:
-        if f.first_resolved_at is not None and f.first_resolved_at >= now - window:
-            bucket = counts.setdefault(f.severity, [0, 0])
-            bucket[1] += 1
-            bucket[0] += 1 if f.reopen_count > 0 else 0
-    return {sev: (reopened / total, total) for sev, (reopened, total) in counts.items()}
-
-
-@dataclass(frozen=True)
-class PostmortemStats:
-    required: int  # required postmortems created in the window
-    completed: int  # of those, completed
-    due: int  # of those, completed or past their due date
-    overdue: int  # past due and not completed
-
-    @property
-    def completion_rate(self) -> float:
-        """Completed / (completed + overdue); 1.0 while nothing is due (nothing missed yet)."""
-        return self.completed / self.due if self.due else 1.0
-
-
-def postmortem_stats(facts: Iterable[IncidentFacts], now: datetime, window: timedelta) -> PostmortemStats:
-    required = completed = due = overdue = 0
-    for f in facts:
-        if not f.postmortem_required or f.postmortem_created_at is None or f.postmortem_created_at < now - window:
-            continue
-        required += 1
-        done = f.postmortem_status == "completed"
-        late = not done and f.postmortem_due_at is not None and f.postmortem_due_at <= now
-        completed += done
-        overdue += late
-        due += done or late
-    return PostmortemStats(required=required, completed=completed, due=due, overdue=overdue)
-
-
-def time_to_acknowledge(facts: Iterable[IncidentFacts], now: datetime, window: timedelta) -> dict[str, tuple[float, int]]:
-    """Per severity: (mean minutes from opening to first acknowledgement, incidents counted in the window)."""
-    sums: dict[str, list[float]] = {}
-    for f in facts:
-        if f.acknowledged_at is not None and f.acknowledged_at >= now - window:
-            sums.setdefault(f.severity, []).append((f.acknowledged_at - f.opened_at).total_seconds() / 60.0)
-    return {sev: (sum(v) / len(v), len(v)) for sev, v in sums.items()}
-
-
-def open_incidents(facts: Iterable[IncidentFacts]) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for f in facts:
-        if f.status in ("triggered", "acknowledged", "mitigating"):
-            counts[f.severity] = counts.get(f.severity, 0) + 1
-    return counts
-
-
-# Counters bumped by events: (metric, labels) per audit change.
-def counter_increments(change: str, incident: Incident) -> list[tuple[str, tuple[tuple[str, str], ...]]]:
+def counter_increments(change: str, incident: Incident) -> list[tuple[str, Labels]]:
+    """The counters one audit change bumps, labelled with the incident as the event left it."""
     sev = ("severity", incident.severity.value)
     team = ("team", incident.team)
-    table = {
+    table: dict[str, list[tuple[str, Labels]]] = {
         "opened": [("incidents_opened_total", (sev, ("service", incident.service)))],
         "acknowledged": [("incidents_acknowledged_total", (sev,))],
         "reopened": [("incidents_reopened_total", (sev,))],
@@ -155,3 +74,145 @@ def counter_increments(change: str, incident: Incident) -> list[tuple[str, tuple
         "postmortem_overdue": [("postmortem_reminders_total", (team,))],
     }
     return table.get(change, [])
+
+
+def apply_audit(previous: IncidentFacts | None, version: int, change: str, incident: Incident) -> IncidentFacts | None:
+    """The facts after one audit event, or None when this version was already folded."""
+    if previous is not None and previous.last_version >= version:
+        return None
+    counts = dict(previous.counts) if previous else {}
+    for name, labels in counter_increments(change, incident):
+        key = counter_key(name, labels)
+        counts[key] = counts.get(key, 0) + 1
+    # A reopen clears acknowledged_at on the incident; the first acknowledgement is kept here.
+    acknowledged = (previous.first_acknowledged_at if previous else None) or incident.acknowledged_at
+    # resolved_at survives a reopen, so the first one seen is the first resolution.
+    first_resolved = (previous.first_resolved_at if previous else None) or incident.resolved_at
+    postmortem = incident.postmortem
+    return IncidentFacts(
+        incident_id=incident.incident_id,
+        severity=incident.severity.value,
+        service=incident.service,
+        team=incident.team,
+        status=incident.status.value,
+        detected_at=incident.detected_at,
+        opened_at=incident.opened_at,
+        first_acknowledged_at=acknowledged,
+        first_resolved_at=first_resolved,
+        resolved_at=incident.resolved_at,
+        reopen_count=incident.reopen_count,
+        mttr_target_minutes=incident.mttr_target_minutes,
+        postmortem_required=bool(postmortem and postmortem.required),
+        postmortem_status=postmortem.status if postmortem else None,
+        postmortem_created_at=postmortem.created_at if postmortem else None,
+        postmortem_due_at=postmortem.due_at if postmortem else None,
+        counts=counts,
+        last_version=version,
+    )
+
+
+def _in_window(moment: datetime | None, now: datetime, window: timedelta) -> bool:
+    return moment is not None and moment >= now - window
+
+
+def _minutes(start: datetime, end: datetime) -> float:
+    return (end - start).total_seconds() / 60.0
+
+
+def resolved_in_window(facts: Iterable[IncidentFacts], now: datetime, window: timedelta) -> list[IncidentFacts]:
+    """Incidents resolved or closed now whose latest resolution lies in the window."""
+    return [
+        f for f in facts if f.status in ("resolved", "closed") and _in_window(f.resolved_at, now, window)
+    ]
+
+
+def _mean_by_severity(pairs: Iterable[tuple[str, float]]) -> dict[str, tuple[float, int]]:
+    groups: dict[str, list[float]] = {}
+    for severity, value in pairs:
+        groups.setdefault(severity, []).append(value)
+    return {sev: (sum(values) / len(values), len(values)) for sev, values in groups.items()}
+
+
+def mttr_minutes(facts: Iterable[IncidentFacts], now: datetime, window: timedelta) -> dict[str, tuple[float, int]]:
+    """Per severity: (mean minutes from detection to latest resolution, incidents counted).
+
+    A reopened incident counts once it is resolved again, with its whole detection-to-final-resolution span.
+    """
+    return _mean_by_severity(
+        (f.severity, _minutes(f.detected_at, f.resolved_at)) for f in resolved_in_window(facts, now, window)
+    )
+
+
+def over_mttr_target(facts: Iterable[IncidentFacts], now: datetime, window: timedelta) -> dict[str, int]:
+    """Per severity: incidents counted in mttr_minutes whose own time to resolve exceeded their target."""
+    counts: dict[str, int] = {}
+    for f in resolved_in_window(facts, now, window):
+        if f.mttr_target_minutes is not None and _minutes(f.detected_at, f.resolved_at) > f.mttr_target_minutes:
+            counts[f.severity] = counts.get(f.severity, 0) + 1
+    return counts
+
+
+def reopen_rate(facts: Iterable[IncidentFacts], now: datetime, window: timedelta) -> dict[str, tuple[float, int]]:
+    """Per severity: (share reopened at least once, incidents counted: first resolved in the window)."""
+    return _mean_by_severity(
+        (f.severity, 1.0 if f.reopen_count > 0 else 0.0)
+        for f in facts
+        if _in_window(f.first_resolved_at, now, window)
+    )
+
+
+def time_to_acknowledge(facts: Iterable[IncidentFacts], now: datetime, window: timedelta) -> dict[str, tuple[float, int]]:
+    """Per severity: (mean minutes from opening to first acknowledgement, incidents first acknowledged in the window)."""
+    return _mean_by_severity(
+        (f.severity, _minutes(f.opened_at, f.first_acknowledged_at))
+        for f in facts
+        if _in_window(f.first_acknowledged_at, now, window)
+    )
+
+
+def open_incidents(facts: Iterable[IncidentFacts]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for f in facts:
+        if f.status in OPEN_STATUSES:
+            counts[f.severity] = counts.get(f.severity, 0) + 1
+    return counts
+
+
+@dataclass(frozen=True)
+class PostmortemStats:
+    required: int  # required postmortems created in the window
+    completed: int  # of those, completed
+    overdue: int  # of those, past their due date and not completed
+
+    @property
+    def due(self) -> int:
+        """Postmortems that should exist by now: completed ones and overdue ones."""
+        return self.completed + self.overdue
+
+    @property
+    def completion_rate(self) -> float:
+        """completed / (completed + overdue); 1.0 while nothing is due (nothing has been missed)."""
+        return self.completed / self.due if self.due else 1.0
+
+
+def postmortem_stats(facts: Iterable[IncidentFacts], now: datetime, window: timedelta) -> PostmortemStats:
+    required = completed = overdue = 0
+    for f in facts:
+        if not f.postmortem_required or not _in_window(f.postmortem_created_at, now, window):
+            continue
+        required += 1
+        if f.postmortem_status == "completed":
+            completed += 1
+        elif f.postmortem_due_at is not None and f.postmortem_due_at <= now:
+            overdue += 1
+    return PostmortemStats(required=required, completed=completed, overdue=overdue)
+
+
+def counter_totals(per_record_counts: Iterable[dict[str, int]]) -> dict[tuple[str, Labels], int]:
+    """Sum counter increments kept per record (incident or source partition) into totals."""
+    totals: dict[tuple[str, Labels], int] = {}
+    for counts in per_record_counts:
+        for key, value in counts.items():
+            parsed = parse_counter_key(key)
+            totals[parsed] = totals.get(parsed, 0) + value
+    return totals

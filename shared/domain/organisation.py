@@ -223,8 +223,18 @@ class PostmortemPolicy(_Frozen):
         "root_cause",
     ]
     reminder_interval: timedelta = timedelta(days=1)
+    # A team may agree a different due time than the organisation's (team name -> duration).
+    due_after_by_team: dict[str, timedelta] = {}
 
     _d = field_validator("due_after", "reminder_interval", mode="before")(_duration)
+
+    @field_validator("due_after_by_team", mode="before")
+    @classmethod
+    def _team_durations(cls, value: object) -> object:
+        return {key: _duration(item) for key, item in value.items()} if isinstance(value, dict) else value
+
+    def due_after_for(self, team: str) -> timedelta:
+        return self.due_after_by_team.get(team, self.due_after)
 
 
 class LabelNames(_Frozen):
@@ -315,6 +325,8 @@ class Organisation(_Frozen):
         need("team", self.fallback_team, self.teams, "fallback_team")
         need("team", self.security_team, self.teams, "security_team")
         need("team", self.compliance_team, self.teams, "compliance_team")
+        for team_name in self.postmortem.due_after_by_team:
+            need("team", team_name, self.teams, f"postmortem.due_after_by_team.{team_name}")
         if "{incident_id}" not in self.incident_url:
             raise ValueError("incident_url: must contain {incident_id}")
         return self

@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 
 import faust
+from prometheus_client import generate_latest
 
 from ..catalogue import TopicSpec
 from ..settings import Settings
@@ -11,10 +12,10 @@ from ..settings import Settings
 SERVICE_INDEX = {"triage": 0, "escalation": 1, "notification": 2, "metrics": 3}
 
 
-def create_app(service: str, settings: Settings, web_port: int | None = None) -> faust.App:
+def create_app(service: str, settings: Settings, web_port: int | None = None, process_metrics: bool = True) -> faust.App:
     datadir = (settings.data_dir / service).resolve()
     datadir.mkdir(parents=True, exist_ok=True)
-    return faust.App(
+    app = faust.App(
         f"{settings.app_prefix}-{service}",
         broker=f"kafka://{settings.kafka_bootstrap}",
         store="memory://",
@@ -37,6 +38,17 @@ def create_app(service: str, settings: Settings, web_port: int | None = None) ->
         key_serializer="raw",
         value_serializer="raw",
     )
+    if process_metrics:
+        _serve_process_metrics(app)
+    return app
+
+
+def _serve_process_metrics(app: faust.App) -> None:
+    """/metrics with the process's own metrics, so Prometheus can tell the service is up."""
+
+    @app.page("/metrics")
+    async def metrics(web, request):
+        return web.bytes(generate_latest(), content_type="text/plain; version=0.0.4")
 
 
 def declare(app: faust.App, spec: TopicSpec, partitions: int) -> faust.TopicT:

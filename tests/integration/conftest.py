@@ -10,7 +10,7 @@ import asyncpg
 import httpx
 import pytest
 
-from harness import REPO, Platform, test_environment, wait_until
+from harness import REPO, Platform, test_environment
 from shared.auth import Role
 from shared.db.migrate import migrate
 from shared.db.tokens import create_token
@@ -81,18 +81,3 @@ def client_for(platform: Platform, tokens: dict[str, str]):
 @pytest.fixture
 def unique() -> str:
     return uuid.uuid4().hex[:10]
-
-
-def incident_for(admin: httpx.Client, alertname: str, timeout: float = 30.0) -> dict:
-    """The incident whose labels carry this alert name (waits until the recorder has it)."""
-
-    def find():
-        response = admin.get("/v1/incidents", params={"limit": 1000})
-        response.raise_for_status()
-        for summary in response.json()["incidents"]:
-            full = admin.get(f"/v1/incidents/{summary['incident_id']}").json()
-            if full.get("labels", {}).get("alertname") == alertname:
-                return full
-        return None
-
-    return wait_until(find, timeout=timeout, what=f"an incident for {alertname}")

@@ -212,3 +212,18 @@ def test_environment() -> dict[str, str]:
         "PYTHONUNBUFFERED": "1",
     }
     return env
+
+
+def incident_for(admin: httpx.Client, alertname: str, timeout: float = 30.0) -> dict:
+    """The incident whose labels carry this alert name (waits until the recorder has it)."""
+
+    def find():
+        response = admin.get("/v1/incidents", params={"limit": 1000})
+        response.raise_for_status()
+        for summary in response.json()["incidents"]:
+            full = admin.get(f"/v1/incidents/{summary['incident_id']}").json()
+            if full.get("labels", {}).get("alertname") == alertname:
+                return full
+        return None
+
+    return wait_until(find, timeout=timeout, what=f"an incident for {alertname}")

@@ -3,8 +3,7 @@ from __future__ import annotations
 
 import yaml
 
-from conftest import incident_for
-from harness import read_topic, sql, wait_until
+from harness import incident_for, read_topic, sql, wait_until
 
 
 def _fire(intake, alertname: str, service: str = "connector:CRM", status: str = "firing", **extra) -> None:

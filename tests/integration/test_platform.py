@@ -3,8 +3,7 @@ from __future__ import annotations
 
 import httpx
 
-from conftest import incident_for
-from harness import read_topic, sql, wait_until
+from harness import incident_for, read_topic, sql, wait_until
 
 
 def test_alert_becomes_incident_visible_everywhere(platform, intake, admin, unique):

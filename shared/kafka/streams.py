@@ -78,12 +78,13 @@ async def process(event, handle, dead_letter_topic, service: str, retry_seconds:
     import asyncio
 
     import asyncpg
+    from faust.exceptions import PartitionsMismatch
 
     while True:
         try:
             await handle(event)
             return
-        except (asyncpg.PostgresConnectionError, asyncpg.InterfaceError, *TRANSIENT) as exc:
+        except (asyncpg.PostgresConnectionError, asyncpg.InterfaceError, PartitionsMismatch, *TRANSIENT) as exc:
             log.warning("%s: dependency unavailable (%s); retrying", service, exc)
             await asyncio.sleep(retry_seconds)
         except Exception as exc:  # noqa: BLE001 - everything else is poison for this message

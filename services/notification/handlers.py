@@ -119,8 +119,9 @@ def response_error(status_code: int) -> tuple[str | None, bool]:
     """(the error, worth retrying?) for a webhook's HTTP answer; no error for a 2xx."""
     if 200 <= status_code < 300:
         return None, False
-    # A 4xx other than 408/429 (a revoked hook, a malformed payload) will not heal by retrying.
-    retryable = status_code >= 500 or status_code in (408, 429) or status_code < 200 or 300 <= status_code < 400
+    # Only a server error, a timeout or a rate limit may heal; a redirect or another 4xx
+    # (a revoked hook, a malformed payload) fails the same way every time.
+    retryable = status_code >= 500 or status_code in (408, 429)
     return f"HTTP {status_code}", retryable
 
 

@@ -107,7 +107,9 @@ def test_opening_pages_the_first_level_at_once_and_sets_every_deadline(loop, now
     assert record.update_due == now + timedelta(hours=4)
     assert record.mttr_due == now + timedelta(days=1)  # detected (received) now, SEV3 target 1d
     assert record.next_due == now + timedelta(minutes=5)
-    assert record.model_dump(mode="json")["next_due"] is not None  # the timer reads it from the table
+    stored = record.model_dump(mode="json")
+    assert datetime.fromisoformat(stored["next_due"]) == record.next_due  # the timer reads it from the table
+    assert Deadlines.model_validate(stored) == record
     assert record.last_version == line.state.version
 
 

@@ -246,7 +246,7 @@ def test_failed_attempts_back_off_exponentially_then_give_up(hooked, delivery, n
 @pytest.mark.parametrize(("status", "error", "retryable"), [
     (200, None, False), (204, None, False), (500, "HTTP 500", True), (503, "HTTP 503", True),
     (429, "HTTP 429", True), (408, "HTTP 408", True), (404, "HTTP 404", False), (400, "HTTP 400", False),
-    (403, "HTTP 403", False), (302, "HTTP 302", True),
+    (403, "HTTP 403", False), (302, "HTTP 302", False),
 ])
 def test_response_error(status, error, retryable):
     assert response_error(status) == (error, retryable)

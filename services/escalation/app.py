@@ -27,6 +27,10 @@ def utcnow() -> datetime:
 
 def build(settings: Settings, org: Organisation) -> faust.App:
     app = create_app(SERVICE, settings)
+    # Static group membership: a worker restarted after a crash (SIGKILL) takes its own
+    # place back at once. Otherwise the group waits for the dead member's session to
+    # expire (60 s) before anyone owns the partitions, and every deadline is that late.
+    app.conf.consumer_group_instance_id = f"{app.conf.id}-worker"
     n = settings.topic_partitions
     audit = declare(app, cat.INCIDENT_AUDIT, n)
     checks = declare(app, cat.DEADLINE_CHECKS, n)
@@ -70,9 +74,12 @@ def build(settings: Settings, org: Organisation) -> faust.App:
         now = utcnow()
         clock = time.monotonic()
         for key, value in list(deadlines.items()):
-            if value is None:
+            if not value:
                 continue
-            due = Deadlines.model_validate(value).next_due()
+            if "next_due" in value:
+                due = datetime.fromisoformat(value["next_due"]) if value["next_due"] else None
+            else:  # a value stored before next_due was kept with it
+                due = Deadlines.model_validate(value).next_due
             if due is None or due > now:
                 continue
             if clock - in_flight.get(key, -_RECHECK_SECONDS) < _RECHECK_SECONDS:

@@ -8,13 +8,18 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from pydantic import BaseModel
+from pydantic import BaseModel, computed_field
 
 from shared.domain import escalation as policy
 from shared.domain.commands import MarkEscalationFailed, RecordEscalation, SendReminder
 from shared.domain.incident import Incident
 from shared.domain.organisation import Organisation
 from shared.messages import AuditEvent, CommandEnvelope, Origin
+
+# Changes that end the need to page: somebody is on it, or there is nothing left to do.
+STOPS_ESCALATION = ("acknowledged", "mitigation_added", "resolved", "closed")
+# Changes that (re)start the status-update clock.
+RESETS_UPDATE_CLOCK = ("opened", "reopened", "update_posted", "severity_changed")
 
 
 class Deadlines(BaseModel):
@@ -25,8 +30,12 @@ class Deadlines(BaseModel):
     update_due: datetime | None = None
     update_every: float | None = None  # seconds between status updates (the severity's cadence)
     mttr_due: datetime | None = None
+    # Once breached, an incident's MTTR target is not reported again (a reopen does not re-arm it).
+    mttr_reported: bool = False
     postmortem_due: datetime | None = None
 
+    @computed_field  # stored with the value, so the timer reads it without parsing the record
+    @property
     def next_due(self) -> datetime | None:
         candidates = [self.update_due, self.mttr_due, self.postmortem_due]
         if self.escalation is not None and self.escalation.status == "active":
@@ -35,16 +44,25 @@ class Deadlines(BaseModel):
         return min(due) if due else None
 
 
-def _cadence(org: Organisation, incident: Incident) -> timedelta | None:
-    return org.update_cadence.get(incident.severity)
+def cadence_for(org: Organisation, incident: Incident) -> timedelta | None:
+    """How often the commander owes a status update: the service's override, else the severity's."""
+    service = org.services.get(incident.service)
+    cadence = service.update_cadence.get(incident.severity) if service is not None else None
+    cadence = cadence or org.update_cadence.get(incident.severity)
+    return cadence if cadence is not None and cadence > timedelta(0) else None
 
 
-def _mttr_due(org: Organisation, incident: Incident) -> datetime | None:
-    target = org.mttr_targets.get(incident.severity)
-    return incident.detected_at + target if target is not None and not incident.mttr_breached else None
+def _mttr_due(incident: Incident) -> datetime | None:
+    # The target frozen on the incident (set at opening and by a severity change), so the
+    # deadline and the breach event that triage records always agree.
+    if incident.mttr_target_minutes is None or incident.mttr_breached:
+        return None
+    return incident.detected_at + timedelta(minutes=incident.mttr_target_minutes)
 
 
 def _envelope(incident_id: str, command, origin: Origin, index: int, now: datetime) -> CommandEnvelope:
+    # The origin makes the command idempotent in triage: a redelivered audit event or
+    # deadline check derives the same (topic, partition, offset, index) again.
     return CommandEnvelope(
         command_id=f"escalation:{origin.stream}:{origin.offset}:{index}",
         incident_id=incident_id,
@@ -61,39 +79,45 @@ def _page(state: policy.Escalation, page: policy.Page, org: Organisation, now: d
     return RecordEscalation(round=page.round, level=page.level, targets=targets, timeout_seconds=page.timeout.total_seconds())
 
 
+def _escalation(record: Deadlines, incident: Incident, change: str, org: Organisation, now: datetime, commands: list):
+    escalation = record.escalation
+    if change in ("opened", "reopened"):
+        if incident.escalation is None or incident.status.value != "triggered":
+            return None
+        escalation, page = policy.start(incident.incident_id, incident.team, incident.escalation,
+                                        incident.reopen_count, now)
+        commands.append(_page(escalation, page, org, now))
+        return escalation
+    if escalation is None:
+        return None
+    if change in STOPS_ESCALATION:
+        return policy.stop(escalation)
+    if change == "escalation_failed" and escalation.status == "active":
+        return escalation.model_copy(update={"status": "failed"})
+    return escalation
+
+
 def on_audit(
     record: Deadlines, event: AuditEvent, org: Organisation, origin: Origin, now: datetime
 ) -> tuple[Deadlines, list[CommandEnvelope]]:
     if event.version <= record.last_version:
         return record, []
     incident = Incident.model_validate(event.incident)
-    update: dict = {"last_version": event.version}
-    commands: list = []
     change = event.change
-    escalation = record.escalation
+    commands: list = []
+    update: dict = {"last_version": event.version}
+    update["escalation"] = _escalation(record, incident, change, org, now, commands)
 
-    if change in ("opened", "reopened") and incident.escalation is not None and incident.status.value == "triggered":
-        escalation, page = policy.start(incident.incident_id, incident.team, incident.escalation,
-                                        incident.reopen_count, now)
-        commands.append(_page(escalation, page, org, now))
-    elif change in ("acknowledged", "mitigation_added", "resolved", "closed") and escalation is not None:
-        escalation = policy.stop(escalation)
-    elif change == "escalation_failed" and escalation is not None:
-        escalation = escalation.model_copy(update={"status": "failed"})
-    update["escalation"] = escalation
-
-    cadence = _cadence(org, incident)
     if incident.status.is_open:
-        if change in ("opened", "reopened", "update_posted", "severity_changed") or record.update_due is None:
-            base = incident.last_update_at or incident.opened_at
-            if change in ("opened", "reopened"):
-                base = now
+        cadence = cadence_for(org, incident)
+        if change in RESETS_UPDATE_CLOCK or record.update_due is None:
+            base = now if change in ("opened", "reopened") else (incident.last_update_at or incident.opened_at)
             update["update_due"] = base + cadence if cadence is not None else None
             update["update_every"] = cadence.total_seconds() if cadence is not None else None
-        if change in ("opened", "reopened", "severity_changed"):
-            update["mttr_due"] = _mttr_due(org, incident)
         if change == "mttr_target_breached":
-            update["mttr_due"] = None
+            update["mttr_due"], update["mttr_reported"] = None, True
+        elif change in ("opened", "reopened", "severity_changed"):
+            update["mttr_due"] = None if record.mttr_reported else _mttr_due(incident)
     else:
         update["update_due"] = None
         update["mttr_due"] = None
@@ -124,6 +148,7 @@ def on_check(
     if record.update_due is not None and record.update_due <= now:
         commands.append(SendReminder(reminder="update_due", due_at=record.update_due.isoformat()))
         every = record.update_every
+        # Repeats every cadence while no update is posted (the notification side backs off).
         update["update_due"] = now + timedelta(seconds=every) if every else None
     if record.mttr_due is not None and record.mttr_due <= now:
         commands.append(SendReminder(reminder="mttr_target_breached", due_at=record.mttr_due.isoformat()))

@@ -15,7 +15,7 @@ from shared.kafka.streams import process, decode, key_of, send_model
 from shared.messages import AuditEvent, WebhookDelivery
 from shared.settings import Settings
 
-from .handlers import NotifiedRecord, after_failure, handle_event, slack_payload, webhook_record
+from .handlers import NotifiedRecord, after_attempt, handle_event, response_error, slack_payload
 
 log = logging.getLogger("notification")
 SERVICE = "notification"
@@ -59,8 +59,10 @@ def build(settings: Settings, org: Organisation) -> faust.App:
         for notification in planned.notifications:
             topic = team_topics.get(notification.team)
             if topic is None:
+                # A team removed from the configuration since the incident opened: the
+                # other teams are still told, and the log keeps the message.
                 log.error("no topic for team %r (not in the configuration)", notification.team)
-                return
+                continue
             await send_model(topic, key, notification)
         for delivery in planned.webhooks:
             await send_model(retries, key, delivery)
@@ -84,26 +86,20 @@ def build(settings: Settings, org: Organisation) -> faust.App:
             await asyncio.sleep(min(wait, 300.0))  # back-off before the next attempt
         team = org.teams.get(delivery.notification.team)
         timeout = team.webhook.timeout.total_seconds() if team and team.webhook else 5.0
-        error = None
         try:
             response = await (await http.get()).post(delivery.url, json=slack_payload(delivery.notification),
                                                   timeout=timeout)
-            if response.status_code >= 300:
-                error = f"HTTP {response.status_code}"
-        except httpx.HTTPError as exc:
-            error = f"{type(exc).__name__}: {exc}"
-        now = utcnow()
-        if error is None:
-            await send_model(communications, key, webhook_record(delivery, "sent", now))
-            return
-        following = after_failure(delivery, org, now)
-        if following is not None:
-            await send_model(communications, key, webhook_record(delivery, "failed", now, error))
-            await send_model(retries, key, following)
-        else:
-            await send_model(communications, key, webhook_record(delivery, "dead_lettered", now, error))
-            await send_model(webhook_dead, key, delivery.model_copy(update={"not_before": now, "last_error": error}))
+            error, retryable = response_error(response.status_code)
+        except httpx.HTTPError as exc:  # refused, timed out, reset: worth another attempt
+            error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            retryable = True
+        attempted = after_attempt(delivery, error, retryable, org, utcnow())
+        await send_model(communications, key, attempted.log)
+        if attempted.retry is not None:
+            await send_model(retries, key, attempted.retry)
+        if attempted.dead is not None:
+            await send_model(webhook_dead, key, attempted.dead)
             log.warning("webhook for %s dead-lettered after %s attempts: %s",
-                        delivery.notification.incident_id, delivery.attempt, error)
+                        delivery.notification.incident_id, delivery.attempt, attempted.dead.last_error)
 
     return app

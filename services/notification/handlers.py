@@ -8,7 +8,7 @@ from pydantic import BaseModel
 
 from shared.catalogue import team_topic_name
 from shared.domain.incident import Incident
-from shared.domain.notifications import back_off, plan
+from shared.domain.notifications import BACKED_OFF, RESETS_BACKOFF, back_off, plan
 from shared.domain.organisation import Organisation
 from shared.messages import AuditEvent, CommunicationRecord, Notification, WebhookDelivery
 
@@ -48,30 +48,35 @@ def slack_payload(notification: Notification) -> dict:
     }
 
 
+def _log(notification_id: str, suffix: str, incident: Incident, outgoing, status: str, text: str,
+         now: datetime) -> CommunicationRecord:
+    return CommunicationRecord(
+        record_id=f"{notification_id}:{suffix}", incident_id=incident.incident_id,
+        channel=f"kafka:{team_topic_name(outgoing.team)}", team=outgoing.team, kind=outgoing.kind, status=status,
+        text=text, notification_id=notification_id, occurred_at=now,
+    )
+
+
 def handle_event(record: NotifiedRecord, event: AuditEvent, org: Organisation, now: datetime) -> Planned:
+    """The notifications, webhook posts and log records one audit event causes (once per version)."""
     if event.version <= record.last_version:
         return Planned(record=record, duplicate=True)
     incident = Incident.model_validate(event.incident)
-    sent = dict(record.sent)
+    sent = {kind: last for kind, last in record.sent.items() if kind not in RESETS_BACKOFF.get(event.change, ())}
     planned = Planned(record=record)
-    for outgoing in plan(event.change, incident, event.data, event.summary, org):
+    outgoing_all = plan(event.change, incident, event.data, event.summary, org)
+    # One decision per change, not per team: every team hears a repeat, or none does.
+    last = sent.get(event.change)
+    interval = timedelta(seconds=last[1]) if last and last[1] is not None else None
+    send, following = back_off(event.change, last[0] if last else None, interval, now, org.notifications)
+    if send and outgoing_all and event.change in BACKED_OFF:
+        sent[event.change] = (now, following.total_seconds() if following else None)
+    for outgoing in outgoing_all:
         notification_id = f"{event.event_id}:{outgoing.team}"
-        last = sent.get(outgoing.change)
-        interval = timedelta(seconds=last[1]) if last and last[1] is not None else None
-        send, following = back_off(outgoing.change, last[0] if last else None, interval, now, org.notifications)
-        channel = f"kafka:{team_topic_name(outgoing.team)}"
         if not send:
-            planned.log.append(
-                CommunicationRecord(
-                    record_id=f"{notification_id}:suppressed", incident_id=incident.incident_id, channel=channel,
-                    team=outgoing.team, kind=outgoing.kind, status="suppressed",
-                    text=f"held back (repeat within {interval}): {outgoing.text}",
-                    notification_id=notification_id, occurred_at=now,
-                )
-            )
+            text = f"held back (repeat within {interval}): {outgoing.text}"
+            planned.log.append(_log(notification_id, "suppressed", incident, outgoing, "suppressed", text, now))
             continue
-        if outgoing.change in ("update_due", "postmortem_overdue", "mttr_target_breached"):
-            sent[outgoing.change] = (now, following.total_seconds() if following else None)
         notification = Notification(
             notification_id=notification_id,
             kind=outgoing.kind,
@@ -91,13 +96,7 @@ def handle_event(record: NotifiedRecord, event: AuditEvent, org: Organisation, n
             occurred_at=event.occurred_at,
         )
         planned.notifications.append(notification)
-        planned.log.append(
-            CommunicationRecord(
-                record_id=f"{notification_id}:topic", incident_id=incident.incident_id, channel=channel,
-                team=outgoing.team, kind=outgoing.kind, status="sent", text=outgoing.text,
-                notification_id=notification_id, occurred_at=now,
-            )
-        )
+        planned.log.append(_log(notification_id, "topic", incident, outgoing, "sent", outgoing.text, now))
         team = org.teams.get(outgoing.team)
         if team is not None and team.webhook is not None:
             planned.webhooks.append(
@@ -114,6 +113,38 @@ def after_failure(delivery: WebhookDelivery, org: Organisation, now: datetime) -
         return None
     delay = team.webhook.backoff * (2 ** (delivery.attempt - 1))
     return delivery.model_copy(update={"attempt": delivery.attempt + 1, "not_before": now + delay})
+
+
+def response_error(status_code: int) -> tuple[str | None, bool]:
+    """(the error, worth retrying?) for a webhook's HTTP answer; no error for a 2xx."""
+    if 200 <= status_code < 300:
+        return None, False
+    # Only a server error, a timeout or a rate limit may heal; a redirect or another 4xx
+    # (a revoked hook, a malformed payload) fails the same way every time.
+    retryable = status_code >= 500 or status_code in (408, 429)
+    return f"HTTP {status_code}", retryable
+
+
+@dataclass
+class Attempted:
+    log: CommunicationRecord
+    retry: WebhookDelivery | None = None
+    dead: WebhookDelivery | None = None
+
+
+def after_attempt(delivery: WebhookDelivery, error: str | None, retryable: bool, org: Organisation,
+                  now: datetime) -> Attempted:
+    """What one webhook attempt leads to: logged as sent, failed (retried later) or dead-lettered."""
+    if error is None:
+        return Attempted(log=webhook_record(delivery, "sent", now))
+    following = after_failure(delivery, org, now) if retryable else None
+    if following is not None:
+        return Attempted(log=webhook_record(delivery, "failed", now, error), retry=following)
+    reason = error if retryable else f"{error} (not retried)"
+    return Attempted(
+        log=webhook_record(delivery, "dead_lettered", now, reason),
+        dead=delivery.model_copy(update={"not_before": now, "last_error": reason}),
+    )
 
 
 def webhook_record(delivery: WebhookDelivery, status: str, now: datetime, error: str | None = None) -> CommunicationRecord:

@@ -30,6 +30,10 @@ NOTIFYING = {
 }
 # Kinds that can repeat for one incident: held back with a growing interval.
 BACKED_OFF = {"update_due", "postmortem_overdue", "mttr_target_breached"}
+# A change that makes a repeating kind news again: its back-off starts over.
+RESETS_BACKOFF = {"update_posted": {"update_due"}, "reopened": BACKED_OFF, "postmortem_completed": {"postmortem_overdue"}}
+# What the compliance team hears about a regulated incident: its milestones and its failures.
+COMPLIANCE_CHANGES = {"opened", "resolved", "closed", "reopened", "escalation_failed", "mttr_target_breached"}
 
 
 @dataclass(frozen=True)
@@ -76,11 +80,13 @@ def plan(change: str, incident: Incident, data: dict[str, Any], summary: str, or
     if change == "postmortem_overdue" and incident.postmortem and incident.postmortem.owner:
         targets = (f"person:{incident.postmortem.owner}",)
     teams = [incident.team]
-    if change == "escalation_failed":
-        teams.append(data.get("fallback_team") or org.fallback_team)
-    # A security incident is told only on the security team's topic.
-    if incident.regulated and not incident.restricted and org.compliance_team and change in ("opened", "resolved", "closed", "reopened"):
-        teams.append(org.compliance_team)
+    # A security (restricted) incident is told only on the security team's topic: not to
+    # the fallback channel, not to compliance, so its existence stays restricted.
+    if not incident.restricted:
+        if change == "escalation_failed":
+            teams.append(data.get("fallback_team") or org.fallback_team)
+        if incident.regulated and org.compliance_team and change in COMPLIANCE_CHANGES:
+            teams.append(org.compliance_team)
     seen: list[str] = []
     for team in teams:
         if team not in seen:

@@ -86,6 +86,18 @@ class Service(_Frozen):
     regulated: bool = False
     escalation_policy: str | None = None
     description: str | None = None
+    # Per severity, overrides the organisation's update_cadence for this service's incidents.
+    update_cadence: dict[Severity, timedelta] = {}
+
+    @field_validator("update_cadence", mode="before")
+    @classmethod
+    def _cadence(cls, value: object) -> object:
+        if isinstance(value, dict):
+            durations = {key: _duration(item) for key, item in value.items()}
+            if any(d <= timedelta(0) for d in durations.values()):
+                raise ValueError("an update cadence must be positive")
+            return durations
+        return value
 
 
 class Override(_Frozen):

@@ -199,6 +199,11 @@ def test_environment() -> dict[str, str]:
         )
     state = REPO / ".local" / "test"
     offset = int(os.environ.get("TEST_PORT_OFFSET", "0"))
+    webhook_port = 18580 + offset
+    # The organisation names the tests' loopback webhook receiver, whose port follows the offset.
+    config = state / "organisation.yaml"
+    config.parent.mkdir(parents=True, exist_ok=True)
+    config.write_text(TEST_CONFIG.read_text().replace("@WEBHOOK_PORT@", str(webhook_port)))
     env = {
         **os.environ,
         "INGESTION_PORT": str(18080 + offset),
@@ -206,7 +211,8 @@ def test_environment() -> dict[str, str]:
         "FAUST_WEB_PORT_BASE": str(16066 + offset),
         "DATA_DIR": str(state / "data"),
         "APP_PREFIX": "incident-test",
-        "INCIDENT_CONFIG": str(TEST_CONFIG),
+        "INCIDENT_CONFIG": str(config),
+        "WEBHOOK_PORT": str(webhook_port),
         "TICK_SECONDS": "0.2",
         "LOG_LEVEL": "INFO",
         "PYTHONUNBUFFERED": "1",

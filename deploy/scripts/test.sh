@@ -12,7 +12,23 @@ offset=${TEST_PORT_OFFSET:-0}
 export KAFKA_PORT=$((19092 + offset)) KAFKA_CONTROLLER_PORT=$((19093 + offset)) PG_PORT=$((55433 + offset))
 export TEST_PORT_OFFSET=$offset
 bash deploy/scripts/stack.sh reset --profile test >/dev/null
-cleanup() { bash deploy/scripts/stack.sh stop --profile test >/dev/null || true; }
+cleanup() {
+  # Services the test harness started, should pytest have been killed before its teardown.
+  local pids=.local/test/run/harness.pids pid
+  if [[ -f $pids ]]; then
+    while read -r pid; do
+      # Only this run's children: a recycled PID would not carry this run's marker.
+      if [[ $pid =~ ^[0-9]+$ ]] && tr '\0' '\n' <"/proc/$pid/environ" 2>/dev/null | grep -qx "INCIDENT_TEST_RUN=$run_id"; then
+        kill -KILL "$pid" 2>/dev/null || true
+      fi
+    done <"$pids"
+    rm -f "$pids"
+  fi
+  bash deploy/scripts/stack.sh stop --profile test >/dev/null || true
+}
+run_id="$$-$(date +%s)"
+export INCIDENT_TEST_RUN=$run_id
+rm -f .local/test/run/harness.pids
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 bash deploy/scripts/stack.sh start --profile test

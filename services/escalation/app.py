@@ -27,10 +27,6 @@ def utcnow() -> datetime:
 
 def build(settings: Settings, org: Organisation) -> faust.App:
     app = create_app(SERVICE, settings)
-    # Static group membership: a worker restarted after a crash (SIGKILL) takes its own
-    # place back at once. Otherwise the group waits for the dead member's session to
-    # expire (60 s) before anyone owns the partitions, and every deadline is that late.
-    app.conf.consumer_group_instance_id = f"{app.conf.id}-worker"
     n = settings.topic_partitions
     audit = declare(app, cat.INCIDENT_AUDIT, n)
     checks = declare(app, cat.DEADLINE_CHECKS, n)

@@ -34,6 +34,11 @@ def create_app(service: str, settings: Settings, web_port: int | None = None, pr
         # session times out: 10 s instead of Faust's 60 s lets a restart resume quickly.
         broker_session_timeout=10.0,
         broker_heartbeat_interval=2.0,
+        # Static group membership: a worker restarted after a crash (even SIGKILL) takes
+        # its own place back at once instead of waiting for its old session to expire,
+        # so deadlines and alerts are late by the restart, not by the session timeout.
+        # Each worker of a service needs its own WORKER_ID.
+        consumer_group_instance_id=f"{settings.app_prefix}-{service}-{settings.worker_id}",
         consumer_auto_offset_reset="earliest",
         key_serializer="raw",
         value_serializer="raw",

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 import os
 import uuid
 from pathlib import Path
@@ -22,12 +23,19 @@ def pytest_collection_modifyitems(items):
             item.add_marker(pytest.mark.integration)
 
 
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 @pytest.fixture(scope="session")
 def platform() -> Platform:
     env = test_environment()
     logs = REPO / ".local" / "test" / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     Path(env["DATA_DIR"]).mkdir(parents=True, exist_ok=True)
+    (logs.parent / "run").mkdir(parents=True, exist_ok=True)
+    # SIGTERM (a CI timeout, an impatient developer) still runs the teardown below.
+    signal.signal(signal.SIGTERM, _interrupt)
     running = Platform(env=env, logs=logs)
     os.environ.update({k: env[k] for k in ("INCIDENT_CONFIG",)})
     for name in ("ingestion", "triage", "escalation", "notification", "metrics"):

@@ -147,6 +147,9 @@ class Platform:
             [sys.executable, "-m", f"services.{name}"], cwd=REPO, env=self.env, stdout=handle, stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+        # test.sh stops whatever is listed here if pytest itself is killed.
+        with open(self.logs.parent / "run" / "harness.pids", "a") as pids:
+            pids.write(f"{self.procs[name].pid}\n")
 
     def ready(self, name: str) -> bool:
         proc = self.procs[name]

@@ -18,7 +18,7 @@ cleanup() {
   if [[ -f $pids ]]; then
     while read -r pid; do
       # Only this run's children: a recycled PID would not carry this run's marker.
-      if [[ $pid =~ ^[0-9]+$ ]] && tr '\0' '\n' <"/proc/$pid/environ" 2>/dev/null | grep -qx "INCIDENT_TEST_RUN=$run_id"; then
+      if [[ $pid =~ ^[0-9]+$ ]] && tr '\0' '\n' 2>/dev/null <"/proc/$pid/environ" | grep -qx "INCIDENT_TEST_RUN=$run_id"; then
         kill -KILL "$pid" 2>/dev/null || true
       fi
     done <"$pids"

@@ -75,6 +75,8 @@ case $PROFILE in
   test) STATE_DIR=$REPO_ROOT/.local/test; def_kafka=19092; def_ctrl=19093; def_pg=55433 ;;
   *) die "unknown profile '$PROFILE' (local or test)" ;;
 esac
+# A caller (the benchmark) may keep a profile's state elsewhere: STACK_STATE_DIR.
+STATE_DIR=${STACK_STATE_DIR:-$STATE_DIR}
 KAFKA_PORT=${KAFKA_PORT:-$def_kafka}
 KAFKA_CONTROLLER_PORT=${KAFKA_CONTROLLER_PORT:-$def_ctrl}
 PG_PORT=${PG_PORT:-$def_pg}

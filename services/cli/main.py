@@ -126,7 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="incidentctl", description=DESCRIPTION, epilog=EPILOG,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--api-url", help="the API (default: $INCIDENT_API_URL, else http://127.0.0.1:8080)")
-    parser.add_argument("--as", dest="role", choices=ROLES[:-1], help="use INCIDENT_TOKEN_<ROLE>")
+    parser.add_argument("--as", dest="as_role", metavar="ROLE", choices=ROLES[:-1], help="use INCIDENT_TOKEN_<ROLE>")
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for the API (default 30)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     _incident_commands(sub)
@@ -152,7 +152,7 @@ def _print(result: cmd.Result, fmt: str) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    api = Api(resolve(args.api_url, args.role), timeout=args.timeout)
+    api = Api(resolve(args.api_url, args.as_role), timeout=args.timeout)
     try:
         result = args.handler(api, args)
         # export prints its bundle as text already; every other command honours -o.

@@ -157,3 +157,10 @@ def test_main_prints_json_and_returns_the_exit_code(monkeypatch, capsys):
     assert cli.main(["close", "INC-2026-11-27-001", "-m", "verified"]) == Exit.CONFLICT
     err = capsys.readouterr().err
     assert "cannot close an incident that is acknowledged (HTTP 409)" in err
+
+
+def test_token_create_role_is_not_the_global_as_role():
+    args = cli.build_parser().parse_args(["token", "create", "--role", "observability-engineer", "--name", "bot"])
+    assert (args.role, args.as_role) == ("observability-engineer", None)
+    args = cli.build_parser().parse_args(["--as", "compliance-officer", "list"])
+    assert args.as_role == "compliance-officer"

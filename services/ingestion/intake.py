@@ -86,8 +86,7 @@ _ONE = TypeAdapter(NativeAlert)
 _MANY = TypeAdapter(list[NativeAlert])
 
 
-async def _json_body(request: Request, endpoint: str, limit: int = MAX_REQUEST_BYTES):
-    raw = await _raw_body(request, endpoint, limit)
+def _parse(raw: bytes, endpoint: str):
     try:
         return json.loads(raw)
     except ValueError as exc:
@@ -128,9 +127,14 @@ def _body_schema(ref: str) -> dict:
 )
 async def post_alerts(request: Request) -> Accepted:
     principal = await require(request, Permission.SEND_ALERTS)
-    body = await _json_body(request, "native")
+    raw = await _raw_body(request, "native", MAX_REQUEST_BYTES)
+    body = _parse(raw, "native")
     try:
-        alerts = _MANY.validate_python(body) if isinstance(body, list) else [_ONE.validate_python(body)]
+        # Strict JSON: a timestamp must be RFC 3339 text, not a number read as Unix time.
+        if isinstance(body, list):
+            alerts = _MANY.validate_json(raw, strict=True)
+        else:
+            alerts = [_ONE.validate_json(raw, strict=True)]
     except ValidationError as exc:
         ALERTS_REFUSED.labels("native", "invalid").inc()
         details = field_errors(exc.errors())
@@ -156,9 +160,10 @@ async def post_alerts(request: Request) -> Accepted:
 )
 async def post_alertmanager(request: Request) -> Accepted:
     principal = await require(request, Permission.SEND_ALERTS)
-    raw = await _json_body(request, "alertmanager")
+    raw = await _raw_body(request, "alertmanager", MAX_REQUEST_BYTES)
+    _parse(raw, "alertmanager")
     try:
-        body = alertmanager.AlertmanagerPayload.model_validate(raw)
+        body = alertmanager.AlertmanagerPayload.model_validate_json(raw)
     except ValidationError as exc:
         ALERTS_REFUSED.labels("alertmanager", "invalid").inc()
         details = field_errors(exc.errors())

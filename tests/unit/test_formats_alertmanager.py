@@ -138,3 +138,21 @@ def test_invalid_webhooks_name_the_field(mutate, field):
     with pytest.raises(ValidationError) as exc:
         AlertmanagerPayload.model_validate(body)
     assert field in {".".join(str(p) for p in e["loc"]) for e in exc.value.errors()}
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [("truncatedAlerts", True), ("truncatedAlerts", "3"), ("truncatedAlerts", 1.5), ("orgId", False)],
+)
+def test_integers_are_json_integers_only(field, value):
+    with pytest.raises(ValidationError):
+        AlertmanagerPayload.model_validate({**_payload(_alert("firing", "a1")), field: value})
+    assert AlertmanagerPayload.model_validate({**_payload(_alert("firing", "a1")), field: 3.0}).model_dump()[field] == 3
+
+
+@pytest.mark.parametrize("value", [0, 1764230400, "", "yesterday"])
+def test_timestamps_are_rfc3339_text(value):
+    alert = _alert("firing", "a1")
+    alert["startsAt"] = value
+    with pytest.raises(ValidationError):
+        AlertmanagerPayload.model_validate(_payload(alert))

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import hashlib
 from datetime import datetime, timezone
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 from shared.domain.alerts import Link
 from shared.domain.organisation import SOURCE_SEVERITIES, Integration
@@ -23,6 +23,18 @@ UNKNOWN_SERVICE = "unknown"
 # The NativeAlert limits: a real webhook is clipped to them rather than refused,
 # because Alertmanager does not retry a 4xx and the whole group would be lost.
 _MAX = {"service": 200, "summary": 1024, "name": 255, "team": 200, "label": 4096, "key": 255}
+
+
+def _json_integer(value: Any) -> Any:
+    # A JSON integer (140 or 140.0), never true or "140", which lax parsing would take.
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError("expected an integer")
+    if isinstance(value, float) and not value.is_integer():
+        raise ValueError("expected an integer")
+    return int(value)
+
+
+JsonInt = Annotated[int, BeforeValidator(_json_integer)]
 
 
 class AlertmanagerAlert(BaseModel):
@@ -47,8 +59,11 @@ class AlertmanagerAlert(BaseModel):
     @classmethod
     def _zero_is_none(cls, value):
         # A firing alert carries endsAt "0001-01-01T00:00:00Z": no end yet.
-        if isinstance(value, str) and (value.startswith(_ZERO_TIME) or not value.strip()):
+        if isinstance(value, str) and value.startswith(_ZERO_TIME):
             return None
+        if value is not None and not isinstance(value, str):
+            # Not a Unix time: the format says RFC 3339, and a number would be read as one silently.
+            raise ValueError("expected an RFC 3339 timestamp string")
         return value
 
     @field_validator("startsAt", "endsAt")
@@ -62,7 +77,7 @@ class AlertmanagerPayload(BaseModel):
 
     version: str = "4"
     groupKey: str | None = None
-    truncatedAlerts: int = Field(default=0, ge=0)
+    truncatedAlerts: JsonInt = Field(default=0, ge=0)
     status: Literal["firing", "resolved"] | None = None
     receiver: str | None = None
     groupLabels: dict[str, str] = {}
@@ -70,7 +85,7 @@ class AlertmanagerPayload(BaseModel):
     commonAnnotations: dict[str, str] = {}
     externalURL: str | None = None
     alerts: list[AlertmanagerAlert] = Field(min_length=1)
-    orgId: int | None = None  # Grafana
+    orgId: JsonInt | None = None  # Grafana
 
     @property
     def source(self) -> str:

@@ -13,7 +13,7 @@ from collections.abc import Collection
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from shared.domain.alerts import AlertAction, Link
 from shared.domain.organisation import Integration
@@ -37,6 +37,14 @@ class PagerDutyPayload(BaseModel):
     # "class" is a Python keyword.
     class_: str | None = Field(default=None, alias="class", max_length=255)
     custom_details: Any = None
+
+    @field_validator("timestamp", mode="before")
+    @classmethod
+    def _text_only(cls, value: Any) -> Any:
+        # Not a Unix time: the format says ISO 8601, and a number would be read as one silently.
+        if value is not None and not isinstance(value, str):
+            raise ValueError("expected an ISO 8601 timestamp string")
+        return value
 
 
 class PagerDutyLink(BaseModel):

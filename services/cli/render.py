@@ -46,7 +46,7 @@ def incident_list(incidents: list[dict]) -> str:
         for i in incidents
     ]
     headers = ("ID", "SEV", "STATUS", "SERVICE", "TEAM", "COMMANDER", "OPENED", "MTTR", "TITLE")
-    return table(headers, rows, widths={"SERVICE": 24, "TEAM": 16, "TITLE": 60})
+    return table(headers, rows, widths={"ID": 24, "SERVICE": 24, "TEAM": 16, "COMMANDER": 16, "TITLE": 60})
 
 
 def _field_lines(pairs: Sequence[tuple[str, Any]]) -> list[str]:
@@ -59,7 +59,7 @@ def action_items(items: list[dict]) -> str:
         return "  (no action items)"
     rows = [(a.get("item_id"), a.get("priority"), a.get("status"), a.get("owner"), a.get("due_date"), a.get("title"))
             for a in items]
-    body = table(("ITEM", "PRIO", "STATUS", "OWNER", "DUE", "TITLE"), rows, widths={"TITLE": 60})
+    body = table(("ITEM", "PRIO", "STATUS", "OWNER", "DUE", "TITLE"), rows, widths={"OWNER": 16, "TITLE": 60})
     return "\n".join("  " + line for line in body.splitlines())
 
 

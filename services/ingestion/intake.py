@@ -58,14 +58,17 @@ async def _publish(rt: Runtime, principal: Principal, alerts: list[NativeAlert],
     now = datetime.now(timezone.utc)
     stamped, keys = [], []
     for alert in alerts:
-        full = alert.model_copy(
-            update={
-                "alert_id": str(uuid.uuid4()),
-                "received_at": now,
-                "integration": principal.name,
-                "source": alert.source or endpoint,
-            }
-        )
+        update = {
+            "alert_id": str(uuid.uuid4()),
+            "received_at": now,
+            "integration": principal.name,
+            "source": alert.source or endpoint,
+        }
+        if alert.starts_at is not None and alert.starts_at > now:
+            # A start in the future (a skewed clock, or Alertmanager given only endsAt) would
+            # make detection later than resolution: the problem was seen now at the latest.
+            update["starts_at"] = now
+        full = alert.model_copy(update=update)
         key = fingerprint(full.to_alert(full.alert_id, now), rt.org)
         stamped.append((key, full))
         keys.append(full.dedup_key or key)

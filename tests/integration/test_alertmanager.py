@@ -23,6 +23,7 @@ from integration_keys import create_key
 
 ALERTMANAGER = shutil.which("prometheus-alertmanager") or "/usr/bin/prometheus-alertmanager"
 INTEGRATION = "prometheus"  # organisation.yaml: label names app / squad / level
+STARTED = datetime.now(timezone.utc) - timedelta(minutes=5)
 
 
 def _config(api_url: str, key: str) -> dict:
@@ -108,7 +109,9 @@ def _post(am_url: str, alertname: str, instance: str, ends_at: datetime) -> None
                    "instance": instance},
         "annotations": {"summary": f"{alertname}: invoices stuck", "description": "No invoice for 10 minutes",
                         "runbook_url": "https://runbooks.example.com/billing/stuck"},
-        # An explicit end keeps the alert firing until the test resolves it (not resolve_timeout).
+        # As Prometheus sends them: the start, and an end that keeps the alert firing until the
+        # test resolves it (not resolve_timeout).
+        "startsAt": STARTED.isoformat(),
         "endsAt": ends_at.isoformat(),
     }
     response = httpx.post(f"{am_url}/api/v2/alerts", json=[alert], timeout=10)
@@ -177,6 +180,7 @@ def test_alertmanager_webhook_and_pagerduty_receivers_open_and_resolve_one_incid
 
     record = wait_until(resolved, timeout=30, what="the incident to resolve")
     assert {ref["status"] for ref in record["alerts"]} == {"resolved"}
+    assert record["mttr_minutes"] >= 5, "detected when Alertmanager says the alert started"
     assert _incidents(alertname) == [{"incident_id": incident_id, "status": "resolved"}]
 
 

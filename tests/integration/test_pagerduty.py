@@ -145,3 +145,16 @@ def test_an_integration_over_its_rate_is_throttled_with_retry_after(platform, en
     assert int(throttled.headers["Retry-After"]) >= 1
     # Other integrations are not affected by this one's limit.
     assert enqueue(_trigger(create_key(INTEGRATION), f"{unique}-other")).status_code == 202
+
+
+def test_a_timestamp_in_the_future_does_not_move_detection_past_resolution(routing_key, enqueue, admin, unique):
+    event = _trigger(routing_key, unique)
+    event["payload"]["timestamp"] = "2999-01-01T00:00:00Z"  # a sender with a broken clock
+    assert enqueue(event).status_code == 202
+    key = event["dedup_key"]
+    found = wait_until(_status(key, "triggered"), what="the incident from the skewed sender")
+    assert enqueue({"routing_key": routing_key, "dedup_key": key, "event_action": "resolve"}).status_code == 202
+    wait_until(_status(key, "resolved"), what="its resolution")
+    incident = admin.get(f"/v1/incidents/{found['incident_id']}").json()
+    assert incident["detected_at"] <= incident["opened_at"]
+    assert incident["mttr_minutes"] >= 0

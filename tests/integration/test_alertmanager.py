@@ -236,5 +236,8 @@ def test_invalid_webhooks_are_refused_naming_the_field(platform, prometheus_key,
     assert refused.status_code == 400
     assert "alerts.0.status" in refused.json()["error"]
     assert prometheus_key.post("/v1/integrations/alertmanager", content=b"{not json").status_code == 400
+    deep = b"[" * 100_000 + b"]" * 100_000
+    assert prometheus_key.post("/v1/integrations/alertmanager", content=deep).status_code == 400
+    assert prometheus_key.post("/v1/alerts", content=deep).status_code == 400
     assert httpx.post(f"{platform.api_url}/v1/integrations/alertmanager", json=body).status_code == 401
     assert admin.post("/v1/integrations/alertmanager", json=body).status_code == 403

@@ -73,3 +73,14 @@ def test_api_conforms_to_its_openapi_document(case, platform, credentials, targe
         # a valid event is one sent with a real key.
         case.body["routing_key"] = credentials["intake"]
     case.call_and_validate(base_url=platform.api_url, headers={"Authorization": f"Bearer {token}"}, timeout=30)
+
+
+def test_pathological_json_is_a_400_everywhere(platform, credentials):
+    deep = b"[" * 100_000 + b"]" * 100_000
+    for path, token in (("/v1/alerts", "intake"), ("/v1/integrations/alertmanager", "intake"), ("/v2/enqueue", None),
+                        ("/v1/incidents", "user"), ("/v1/tokens", "user")):
+        headers = {"Content-Type": "application/json"}
+        if token:
+            headers["Authorization"] = f"Bearer {credentials[token]}"
+        answer = httpx.post(f"{platform.api_url}{path}", content=deep, headers=headers, timeout=30)
+        assert answer.status_code == 400, (path, answer.status_code, answer.text[:200])

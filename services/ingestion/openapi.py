@@ -123,6 +123,14 @@ _OK_SCHEMA = {
 }
 
 
+_COMMAND_PATH = re.compile(r"^/v1/incidents(/\{incident_id\}/[a-z-]+)?$")
+
+
+def _command_answer(method: str, path: str) -> str | None:
+    """Declaring and every lifecycle command answer with the incident's new state."""
+    return "Incident" if method == "post" and _COMMAND_PATH.match(path) else None
+
+
 def _model_schemas(components: dict, *models: type[BaseModel]) -> None:
     for model in models:
         schema = model.model_json_schema(ref_template=_REF, by_alias=True)
@@ -223,7 +231,7 @@ def _adjust(schema: dict) -> dict:
             if path not in _PUBLIC:
                 operation["security"] = [{"bearer": []}]
             responses.update(_errors_for(method, path, operation))
-            model = _OK_SCHEMA.get((method, path))
+            model = _OK_SCHEMA.get((method, path)) or _command_answer(method, path)
             if model is not None:
                 ok = next(code for code in responses if code.startswith("2"))
                 content = responses[ok].setdefault("content", {})

@@ -25,8 +25,6 @@ INTAKE = ("/v1/alerts", "/v1/integrations/alertmanager")
 EXAMPLES = 12
 
 
-
-
 def _document() -> dict:
     # Built from the application object (nothing starts): the live service serves the same
     # document, which the first test checks. Loading it at collection time keeps one test per
@@ -43,8 +41,8 @@ def credentials(platform, tokens) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def target_incident(admin) -> str:
     """A real incident for generated commands (random ids would only ever meet a 404)."""
-    declared = admin.post("/v1/incidents", json={"title": f"schemathesis target {uuid.uuid4().hex[:8]}", "service": "billing-worker",
-                                                 "severity": "SEV2"})
+    title = f"schemathesis target {uuid.uuid4().hex[:8]}"
+    declared = admin.post("/v1/incidents", json={"title": title, "service": "billing-worker", "severity": "SEV2"})
     assert declared.status_code == 201, declared.text
     return declared.json()["incident_id"]
 

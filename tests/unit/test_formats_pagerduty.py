@@ -58,7 +58,8 @@ def test_documented_trigger_maps_every_field():
 
 def test_documented_acknowledge_and_resolve_need_only_the_key():
     for action in ("acknowledge", "resolve"):
-        event = PagerDutyEvent.model_validate({"routing_key": KEY, "dedup_key": "samplekeyhere", "event_action": action})
+        event = PagerDutyEvent.model_validate(
+            {"routing_key": KEY, "dedup_key": "samplekeyhere", "event_action": action})
         check(event)
         native = to_native(event, dedup_key_for(event), Integration(default_service="checkout-api"), "monitoring")
         assert native.action.value == action

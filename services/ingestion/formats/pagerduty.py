@@ -133,7 +133,8 @@ def _service(labels: dict[str, str], payload: PagerDutyPayload | None, integrati
         return UNKNOWN_SERVICE
     named = labels.get(integration.label_names.service)
     component = (payload.component or "").strip() or None
-    for candidate in (named, component if component in known_services else None, integration.default_service, component):
+    known_component = component if component in known_services else None
+    for candidate in (named, known_component, integration.default_service, component):
         if candidate and candidate.strip():
             return candidate.strip()[:200]
     return UNKNOWN_SERVICE

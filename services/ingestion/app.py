@@ -17,10 +17,9 @@ from shared.db.tokens import create_token
 from shared.domain.organisation import Organisation
 from shared.kafka.admin import ensure_topics
 from shared.kafka.json_producer import JsonProducer
-from shared.messages import NativeAlert
 from shared.settings import Settings
 
-from . import errors, incidents, intake
+from . import errors, incidents, intake, openapi
 from .recorder import Recorder
 from .runtime import Runtime
 from .security import require
@@ -93,20 +92,5 @@ def create_app(settings: Settings, org: Organisation) -> FastAPI:
             principal, secret = await create_token(conn, body.role, body.name)
         return {"token_id": principal.token_id, "name": principal.name, "role": principal.role.value, "token": secret}
 
-    original_openapi = app.openapi
-
-    def openapi() -> dict:
-        if app.openapi_schema is None:
-            schema = original_openapi()
-            defs = intake.pagerduty_schema()
-            components = schema.setdefault("components", {}).setdefault("schemas", {})
-            components.update(defs.pop("$defs", {}))
-            components["PagerDutyEvent"] = defs
-            native = NativeAlert.model_json_schema(ref_template="#/components/schemas/{model}")
-            components.update(native.pop("$defs", {}))
-            components["NativeAlert"] = native
-            app.openapi_schema = schema
-        return app.openapi_schema
-
-    app.openapi = openapi
+    openapi.install(app)
     return app

@@ -1,0 +1,251 @@
+"""The OpenAPI document as the API really behaves.
+
+FastAPI documents what it can see: typed bodies and a 422 it never sends here
+(errors.py answers 400). This adds the bodies parsed by hand (native alerts,
+webhooks, PagerDuty events), the bearer credential, the error statuses each
+operation can answer and the shape of what the incident reads return. A
+property-based test (tests/integration/test_openapi.py) holds it to the truth.
+"""
+from __future__ import annotations
+
+import re
+from typing import Any, Callable
+
+from fastapi import FastAPI
+from pydantic import BaseModel
+
+from shared.messages import NativeAlert
+
+from .formats.alertmanager import AlertmanagerPayload
+from .formats.pagerduty import PagerDutyAccepted, PagerDutyEvent, PagerDutyRefused
+
+_REF = "#/components/schemas/{model}"
+_PUBLIC = {"/healthz", "/readyz", "/v2/enqueue"}
+_INTAKE = {"/v1/alerts", "/v1/integrations/alertmanager"}
+_INCIDENT_PATH = re.compile(r"^/v1/incidents/\{incident_id\}")
+
+
+class Error(BaseModel):
+    error: str
+    detail: Any = None
+
+
+class TokenCreated(BaseModel):
+    token_id: str
+    name: str
+    role: str
+    token: str
+
+
+def _nullable(kind: str) -> dict:
+    return {"type": [kind, "null"]}
+
+
+_INCIDENT_CORE = {
+    "incident_id": {"type": "string"},
+    "title": {"type": "string"},
+    "service": {"type": "string"},
+    "team": _nullable("string"),
+    "severity": {"type": "string", "enum": ["SEV1", "SEV2", "SEV3", "SEV4"]},
+    "status": {"type": "string", "enum": ["triggered", "acknowledged", "mitigating", "resolved", "closed"]},
+    "commander": _nullable("string"),
+    "mttr_minutes": _nullable("number"),
+    "version": {"type": "integer", "minimum": 0},
+}
+_REQUIRED = ["incident_id", "title", "service", "severity", "status", "version"]
+_LIST = {"type": "array", "items": {"type": "object"}}
+
+SCHEMAS: dict[str, dict] = {
+    "IncidentSummary": {"type": "object", "required": _REQUIRED, "properties": _INCIDENT_CORE},
+    "IncidentList": {
+        "type": "object",
+        "required": ["incidents", "count"],
+        "properties": {
+            "incidents": {"type": "array", "items": {"$ref": _REF.format(model="IncidentSummary")}},
+            "count": {"type": "integer", "minimum": 0},
+        },
+    },
+    "Incident": {
+        "type": "object",
+        "description": "The record with its timeline, communication log, evidence and postmortem.",
+        "required": [*_REQUIRED, "timeline", "communication_log", "evidence"],
+        "properties": {
+            **_INCIDENT_CORE,
+            "timeline": _LIST,
+            "communication_log": _LIST,
+            "evidence": _LIST,
+            "alerts": _LIST,
+            "postmortem": {"type": ["object", "null"]},
+        },
+    },
+    "Postmortem": {
+        "type": "object",
+        "required": ["status", "action_items"],
+        "properties": {"status": {"type": "string", "enum": ["draft", "completed"]}, "action_items": _LIST},
+    },
+    "ExportBundle": {
+        "type": "object",
+        "required": ["incident", "timeline", "audit_events", "communication_log", "evidence", "alerts"],
+        "properties": {
+            "incident": {"type": "object"},
+            "timeline": _LIST,
+            "audit_events": _LIST,
+            "communication_log": _LIST,
+            "evidence": _LIST,
+            "alerts": _LIST,
+            "postmortem": {"type": ["object", "null"]},
+        },
+    },
+    "Readiness": {
+        "type": "object",
+        "required": ["status", "kafka", "database", "recorder"],
+        "properties": {
+            "status": {"type": "string", "enum": ["ready", "not ready"]},
+            "kafka": {"type": "boolean"},
+            "database": {"type": "boolean"},
+            "recorder": {"type": "boolean"},
+        },
+    },
+}
+
+# What the incident reads answer, by (method, path).
+_OK_SCHEMA = {
+    ("get", "/v1/incidents"): "IncidentList",
+    ("get", "/v1/incidents/{incident_id}"): "Incident",
+    ("get", "/v1/incidents/{incident_id}/postmortem"): "Postmortem",
+    ("put", "/v1/incidents/{incident_id}/postmortem"): "Postmortem",
+    ("post", "/v1/incidents/{incident_id}/postmortem/action-items"): "Postmortem",
+    ("patch", "/v1/incidents/{incident_id}/postmortem/action-items/{item_id}"): "Postmortem",
+    ("post", "/v1/incidents/{incident_id}/postmortem/complete"): "Postmortem",
+    ("get", "/v1/incidents/{incident_id}/export"): "ExportBundle",
+    ("post", "/v1/tokens"): "TokenCreated",
+    ("get", "/readyz"): "Readiness",
+}
+
+
+_COMMAND_PATH = re.compile(r"^/v1/incidents(/\{incident_id\}/[a-z-]+)?$")
+
+
+def _command_answer(method: str, path: str) -> str | None:
+    """Declaring and every lifecycle command answer with the incident's new state."""
+    return "Incident" if method == "post" and _COMMAND_PATH.match(path) else None
+
+
+def _model_schemas(components: dict, *models: type[BaseModel]) -> None:
+    for model in models:
+        schema = model.model_json_schema(ref_template=_REF, by_alias=True)
+        components.update(schema.pop("$defs", {}))
+        components[model.__name__] = schema
+
+
+def _pagerduty_event(generated: dict) -> dict:
+    """PagerDuty's rule as a schema: a trigger carries a payload, acknowledge and resolve a dedup key."""
+    common = {k: v for k, v in generated["properties"].items() if k not in ("event_action", "dedup_key", "payload")}
+    trigger = {
+        "type": "object",
+        "title": "Trigger",
+        "required": ["routing_key", "event_action", "payload"],
+        "properties": {
+            **common,
+            "event_action": {"const": "trigger"},
+            "dedup_key": {"type": ["string", "null"], "maxLength": 255,
+                          "description": "Absent, null or empty: one is generated and returned"},
+            "payload": {"$ref": _REF.format(model="PagerDutyPayload")},
+        },
+    }
+    follow_up = {
+        "type": "object",
+        "title": "AcknowledgeOrResolve",
+        "required": ["routing_key", "event_action", "dedup_key"],
+        "properties": {
+            **common,
+            "event_action": {"enum": ["acknowledge", "resolve"]},
+            "dedup_key": {"type": "string", "minLength": 1, "maxLength": 255},
+            "payload": {"description": "Ignored: the dedup key alone names the alert"},
+        },
+    }
+    return {"title": "PagerDutyEvent", "description": "A PagerDuty Events API v2 event", "oneOf": [trigger, follow_up]}
+
+
+def _error(description: str, schema: str = "Error", headers: dict | None = None) -> dict:
+    answer: dict = {
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": _REF.format(model=schema)}}},
+    }
+    if headers:
+        answer["headers"] = headers
+    return answer
+
+
+_RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait before sending again", "schema": {"type": "integer"}}}
+_BEARER = {"WWW-Authenticate": {"description": "Bearer", "schema": {"type": "string"}}}
+
+
+def _errors_for(method: str, path: str, operation: dict) -> dict[str, dict]:
+    takes_input = "requestBody" in operation or bool(operation.get("parameters"))
+    if path == "/v2/enqueue":
+        return {
+            "400": _error("Invalid event (the errors name the fields), or an unknown routing_key", "PagerDutyRefused"),
+            "413": _error("The event is larger than 512 KB", "PagerDutyRefused"),
+            "429": _error("The integration exceeded its rate limit", "PagerDutyRefused", _RETRY_AFTER),
+            "503": _error("The broker did not acknowledge the event; retry", "PagerDutyRefused"),
+        }
+    errors: dict[str, dict] = {}
+    if path == "/readyz":
+        errors["503"] = _error("Not ready (the body says which dependency is down)", "Readiness")
+    if path in _PUBLIC:
+        return errors
+    if takes_input:
+        errors["400"] = _error("Invalid request: the error names the field")
+    errors["401"] = _error("Missing, unknown or revoked credentials", headers=_BEARER)
+    errors["403"] = _error("The credential's role may not do this")
+    if path in _INTAKE:
+        errors["413"] = _error("The request is too large")
+        errors["429"] = _error("The integration exceeded its rate limit", headers=_RETRY_AFTER)
+        errors["503"] = _error("The broker did not acknowledge the alerts; retry")
+    if _INCIDENT_PATH.match(path):
+        errors["404"] = _error("No such incident (or not visible to this role), or no postmortem yet")
+    if method in ("post", "put", "patch") and path.startswith("/v1/incidents"):
+        errors["409"] = _error("The lifecycle forbids this now; the error says why")
+        errors["503"] = _error("Accepted but not applied in time; read the incident again shortly")
+    return errors
+
+
+def _adjust(schema: dict) -> dict:
+    components = schema.setdefault("components", {})
+    models = components.setdefault("schemas", {})
+    _model_schemas(models, NativeAlert, AlertmanagerPayload, PagerDutyEvent, PagerDutyAccepted, PagerDutyRefused,
+                   Error, TokenCreated)
+    models["PagerDutyEvent"] = _pagerduty_event(models["PagerDutyEvent"])
+    models.update(SCHEMAS)
+    for unused in ("HTTPValidationError", "ValidationError"):
+        models.pop(unused, None)
+    components["securitySchemes"] = {
+        "bearer": {"type": "http", "scheme": "bearer",
+                   "description": "A user token (incidentctl token create) or, for alert intake, an integration key"}
+    }
+    for path, operations in schema.get("paths", {}).items():
+        for method, operation in operations.items():
+            responses = operation.setdefault("responses", {})
+            responses.pop("422", None)
+            if path not in _PUBLIC:
+                operation["security"] = [{"bearer": []}]
+            responses.update(_errors_for(method, path, operation))
+            model = _OK_SCHEMA.get((method, path)) or _command_answer(method, path)
+            if model is not None:
+                ok = next(code for code in responses if code.startswith("2"))
+                content = responses[ok].setdefault("content", {})
+                content["application/json"] = {"schema": {"$ref": _REF.format(model=model)}}
+    return schema
+
+
+def install(app: FastAPI) -> None:
+    """Replace ``app.openapi`` with the adjusted document (built once, then cached)."""
+    generate: Callable[[], dict] = app.openapi
+
+    def openapi() -> dict:
+        if app.openapi_schema is None:
+            app.openapi_schema = _adjust(generate())
+        return app.openapi_schema
+
+    app.openapi = openapi

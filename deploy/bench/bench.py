@@ -147,9 +147,8 @@ async def pipeline(api: str, key: str, total: int, fingerprints: int) -> dict:
             "recorded_seconds": round(elapsed, 2), "alerts_per_second": round(total / elapsed, 1)}
 
 
-async def commands(api: str, key: str, admin: str, count: int) -> dict:
-    async with httpx.AsyncClient(base_url=api, headers={"Authorization": f"Bearer {key}"}, timeout=30) as intake_client, \
-            httpx.AsyncClient(base_url=api, headers={"Authorization": f"Bearer {admin}"}, timeout=30) as client:
+async def commands(api: str, admin: str, count: int) -> dict:
+    async with httpx.AsyncClient(base_url=api, headers={"Authorization": f"Bearer {admin}"}, timeout=30) as client:
         declared = []
         for i in range(count):
             response = await client.post("/v1/incidents", json={"title": f"bench {i}", "service": "billing-worker"})
@@ -208,7 +207,7 @@ async def run(args, platform: Platform) -> dict:
     await drain()
     results["pipeline"] = await pipeline(api, key, args.alerts, 10)
     await drain()
-    results["commands"] = await commands(api, key, admin, args.commands)
+    results["commands"] = await commands(api, admin, args.commands)
     results["scrapes"] = await scrapes(platform.metrics_url, 50)
     return results
 

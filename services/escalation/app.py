@@ -10,7 +10,7 @@ import faust
 from shared import catalogue as cat
 from shared.domain.organisation import Organisation
 from shared.kafka.faust_app import create_app, declare, table
-from shared.kafka.streams import process, decode, key_of, origin_of, send_model
+from shared.kafka.streams import Outbox, process, decode, key_of, origin_of, send_model
 from shared.messages import AuditEvent, DeadlineCheck
 from shared.settings import Settings
 
@@ -59,10 +59,12 @@ def build(settings: Settings, org: Organisation) -> faust.App:
             if message is None:
                 return
             updated, envelopes = on_audit(record, message, org, origin, now)
+        outbox = Outbox()
+        for envelope in envelopes:
+            await outbox.send(commands, key, envelope)
+        await outbox.confirm()
         if updated != record:
             deadlines[key] = updated.model_dump(mode="json")
-        for envelope in envelopes:
-            await send_model(commands, key, envelope)
 
     @app.timer(interval=settings.tick_seconds)
     async def nudge() -> None:

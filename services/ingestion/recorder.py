@@ -37,6 +37,14 @@ async def _write(conn: asyncpg.Connection, message) -> None:
         await record_communication(conn, message)
 
 
+def _without_nul(raw: bytes) -> bytes:
+    """PostgreSQL text cannot hold NUL: keep the record, with U+FFFD where a NUL was.
+
+    JSON carries NUL only as the escape \\u0000, so the bytes can be mended unparsed.
+    """
+    return raw.replace(b"\\u0000", b"\\ufffd") if b"\\u0000" in raw else raw
+
+
 class Recorder:
     def __init__(self, bootstrap: str, group: str, pool: asyncpg.Pool, producer: JsonProducer) -> None:
         self._consumer = AIOKafkaConsumer(
@@ -82,7 +90,7 @@ class Recorder:
     async def _handle(self, record) -> None:
         model = _MODELS[record.topic]
         try:
-            message = model.model_validate_json(record.value)
+            message = model.model_validate_json(_without_nul(record.value))
         except (ValidationError, ValueError) as exc:
             await self._dead_letter(record, f"invalid message: {describe_error(exc)}")
             return

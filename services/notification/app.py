@@ -11,7 +11,7 @@ import httpx
 from shared import catalogue as cat
 from shared.domain.organisation import Organisation
 from shared.kafka.faust_app import Lazy, create_app, declare, table
-from shared.kafka.streams import process, decode, key_of, send_model
+from shared.kafka.streams import Outbox, process, decode, key_of, send_model
 from shared.messages import AuditEvent, WebhookDelivery
 from shared.settings import Settings
 
@@ -56,6 +56,7 @@ def build(settings: Settings, org: Organisation) -> faust.App:
         planned = handle_event(record, message, org, utcnow())
         if planned.duplicate:
             return
+        outbox = Outbox()
         for notification in planned.notifications:
             topic = team_topics.get(notification.team)
             if topic is None:
@@ -63,11 +64,12 @@ def build(settings: Settings, org: Organisation) -> faust.App:
                 # other teams are still told, and the log keeps the message.
                 log.error("no topic for team %r (not in the configuration)", notification.team)
                 continue
-            await send_model(topic, key, notification)
+            await outbox.send(topic, key, notification)
         for delivery in planned.webhooks:
-            await send_model(retries, key, delivery)
+            await outbox.send(retries, key, delivery)
         for entry in planned.log:
-            await send_model(communications, key, entry)
+            await outbox.send(communications, key, entry)
+        await outbox.confirm()
         notified[key] = planned.record.model_dump(mode="json")
 
     @app.agent(retries, concurrency=1)

@@ -13,7 +13,7 @@ from shared.db.pool import create_pool
 from shared.domain.alerts import fingerprint
 from shared.domain.organisation import Organisation
 from shared.kafka.faust_app import Lazy, create_app, declare, table
-from shared.kafka.streams import process, decode, key_of, origin_of, send_model
+from shared.kafka.streams import Outbox, process, decode, key_of, origin_of, send_model
 from shared.messages import (
     CommandEnvelope,
     CorrelateAlert,
@@ -98,12 +98,14 @@ def build(settings: Settings, org: Organisation) -> faust.App:
         stored = fingerprints.get(key)
         record = FingerprintRecord.model_validate(stored) if stored else None
         ckey, alert = correlation_for(record, message.alert, org)
+        forward = CorrelateAlert(alert=alert, fingerprint=message.fingerprint, correlation_key=ckey, origin=message.origin)
+        outbox = Outbox()
+        await outbox.send(correlation, ckey, forward)
+        await outbox.confirm()
         if record is None or record.correlation_key != ckey:
             fingerprints[key] = FingerprintRecord(
                 correlation_key=ckey, service=alert.service, alert_name=alert.name
             ).model_dump(mode="json")
-        forward = CorrelateAlert(alert=alert, fingerprint=message.fingerprint, correlation_key=ckey, origin=message.origin)
-        await send_model(correlation, ckey, forward)
 
     @app.agent(correlation, concurrency=1)
     async def correlate(stream):
@@ -139,8 +141,10 @@ def build(settings: Settings, org: Organisation) -> faust.App:
             assert isinstance(route, Attach)
             envelope = attach_command(message, route.incident_id)
             record = record.model_copy(update={"positions": positions})
+        outbox = Outbox()
+        await outbox.send(commands, envelope.incident_id, envelope)
+        await outbox.confirm()
         correlations[key] = record.model_dump(mode="json")
-        await send_model(commands, envelope.incident_id, envelope)
 
     @app.agent(commands, concurrency=1)
     async def apply(stream):
@@ -161,13 +165,15 @@ def build(settings: Settings, org: Organisation) -> faust.App:
             if outcome.record is not record:
                 incidents[key] = outcome.record.model_dump(mode="json")
             return
-        incidents[key] = outcome.record.model_dump(mode="json")
+        outbox = Outbox()
         for audit_event in outcome.events:
-            await send_model(audit, key, audit_event)
+            await outbox.send(audit, key, audit_event)
         if outcome.result is not None:
-            await send_model(results, key, outcome.result)
+            await outbox.send(results, key, outcome.result)
         if outcome.link is not None:
-            await send_model(correlation, outcome.link.correlation_key, outcome.link)
+            await outbox.send(correlation, outcome.link.correlation_key, outcome.link)
+        await outbox.confirm()
+        incidents[key] = outcome.record.model_dump(mode="json")
 
     return app
 

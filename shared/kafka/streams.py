@@ -93,3 +93,25 @@ async def process(event, handle, dead_letter_topic, service: str, retry_seconds:
                 return  # never dead-letter a dead letter: that would loop forever
             await dead_letter(dead_letter_topic, event, f"processing failed: {describe_error(exc)}", service)
             return
+
+
+class Outbox:
+    """Messages an agent sends for one event, confirmed by the broker before its table is written.
+
+    Output first, state second: a crash in between re-sends the output on redelivery
+    (consumers recognise it), whereas state written first could mark an event handled
+    whose output was never delivered, and that output would be lost.
+    """
+
+    def __init__(self) -> None:
+        self._pending: list = []
+
+    async def send(self, topic, key: str, message: BaseModel) -> None:
+        self._pending.append(await send_model(topic, key, message))
+
+    async def confirm(self) -> None:
+        import asyncio
+
+        pending, self._pending = self._pending, []
+        if pending:
+            await asyncio.gather(*pending)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import incident_for
+from harness import incident_for
 
 INCIDENTCTL = Path(sys.executable).with_name("incidentctl")
 

@@ -99,3 +99,13 @@ def test_health_and_openapi(platform):
     spec = httpx.get(f"{platform.api_url}/openapi.json").json()
     for path in ("/v1/alerts", "/v1/integrations/alertmanager", "/v2/enqueue", "/v1/incidents/{incident_id}"):
         assert path in spec["paths"]
+
+
+def test_text_with_nul_characters_is_recorded_not_lost(platform, intake, admin, unique):
+    # PostgreSQL text cannot store NUL; the record is kept with U+FFFD in its place.
+    alertname = f"Nul-{unique}"
+    response = intake.post("/v1/alerts", json={"service": "billing-worker", "summary": "bad\u0000byte",
+                                               "labels": {"alertname": alertname}})
+    assert response.status_code == 202
+    incident = incident_for(admin, alertname)
+    assert incident["title"] == "bad\ufffdbyte"

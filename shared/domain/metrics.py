@@ -1,5 +1,5 @@
 """Metric definitions: what mttr_minutes, reopen_rate, postmortem_completion_rate and the
-counters mean, as pure functions over per-incident facts (deploy/prometheus/METRICS.md
+counters mean, as pure functions over per-incident facts (README.md, "Metrics"
 says the same in prose).
 
 Detection is the incident's ``detected_at``: the first alert's ``startsAt`` when the

@@ -1,5 +1,5 @@
 """The metrics twice: as the exporter serves them, and as SQL over PostgreSQL's records gives
-them (the definitions of deploy/prometheus/METRICS.md written as queries)."""
+them (the definitions of README.md, "Metrics" written as queries)."""
 from __future__ import annotations
 
 import asyncio

@@ -5,16 +5,19 @@ set -Eeuo pipefail
 REPO_ROOT=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/../.." && pwd -P)
 cd "$REPO_ROOT"
 stopping=0
+tail_pid=
 cleanup() {
   ((stopping)) && return
   stopping=1
+  # The log follower is a background job: it ignores Ctrl-C, so it is stopped by PID.
+  [[ -n $tail_pid ]] && kill "$tail_pid" 2>/dev/null
   echo
   echo "stopping..."
   bash deploy/scripts/services.sh stop || true
   bash deploy/scripts/stack.sh stop --profile local || true
 }
 trap cleanup EXIT
-trap 'exit 130' INT TERM
+trap 'exit 0' INT TERM  # a requested stop is a clean stop
 bash deploy/scripts/bootstrap.sh
 bash deploy/scripts/stack.sh start --profile local
 bash deploy/scripts/services.sh start

@@ -14,9 +14,6 @@ class Role(str, Enum):
     INTEGRATION = "integration"
 
 
-USER_ROLES = (Role.PLATFORM_ADMIN, Role.OBSERVABILITY_ENGINEER, Role.SECURITY_ADMIN, Role.COMPLIANCE_OFFICER)
-
-
 class Permission(str, Enum):
     SEND_ALERTS = "send_alerts"
     READ = "read"

@@ -14,6 +14,7 @@ from shared.db import queries
 from shared.db.ids import allocate_incident_id
 from shared.db.tokens import Principal
 from shared.domain import commands as c
+from shared.domain.ids import INCIDENT_ID
 from shared.domain.incident import ActionStatus, IncidentStatus, Priority
 from shared.domain.organisation import Category, Severity
 
@@ -24,7 +25,7 @@ from .runtime import Runtime
 from .security import actor_name, can_see_restricted, require
 
 router = APIRouter(prefix="/v1/incidents", tags=["incidents"])
-IncidentId = Annotated[str, Path(pattern=r"^INC-\d{4}-\d{2}-\d{2}-\d{3,}$", max_length=40)]
+IncidentId = Annotated[str, Path(pattern=INCIDENT_ID.pattern, max_length=40)]
 
 
 class Declare(BaseModel):

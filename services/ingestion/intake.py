@@ -238,7 +238,3 @@ async def post_pagerduty(request: Request) -> JSONResponse:
                               [exc.error], headers=exc.headers)
         return _pd_answer(exc.status, exc.error, [])
     return JSONResponse(pagerduty.PagerDutyAccepted(dedup_key=dedup_key).model_dump(), status_code=202)
-
-
-def pagerduty_schema() -> dict:
-    return pagerduty.PagerDutyEvent.model_json_schema(ref_template="#/components/schemas/{model}", by_alias=True)

@@ -58,7 +58,6 @@ class Recorder:
         self._pool = pool
         self._producer = producer
         self._task: asyncio.Task | None = None
-        self.records_written = 0
 
     async def start(self) -> None:
         await self._consumer.start()
@@ -98,7 +97,6 @@ class Recorder:
             try:
                 async with self._pool.acquire() as conn:
                     await _write(conn, message)
-                self.records_written += 1
                 return
             except (asyncpg.PostgresConnectionError, OSError) as exc:
                 # The database is away: wait and retry rather than skip (nothing is lost).

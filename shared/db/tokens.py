@@ -35,10 +35,3 @@ async def authenticate(conn: asyncpg.Connection, secret: str) -> Principal | Non
     if row is None:
         return None
     return Principal(token_id=row["token_id"], name=row["name"], role=Role(row["role"]))
-
-
-async def revoke_token(conn: asyncpg.Connection, token_id: str) -> bool:
-    result = await conn.execute(
-        "UPDATE api_tokens SET revoked_at = now() WHERE token_id = $1 AND revoked_at IS NULL", token_id
-    )
-    return result.endswith("1")

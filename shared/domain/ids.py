@@ -11,7 +11,3 @@ def format_incident_id(day: date, number: int) -> str:
     if number < 1:
         raise ValueError("incident numbers start at 1")
     return f"INC-{day:%Y-%m-%d}-{number:03d}"
-
-
-def is_incident_id(text: str) -> bool:
-    return INCIDENT_ID.match(text) is not None

@@ -23,9 +23,6 @@ class Severity(str, Enum):
     SEV3 = "SEV3"
     SEV4 = "SEV4"
 
-    @property
-    def rank(self) -> int:
-        return int(self.value[3:])
 
 
 class Category(str, Enum):
@@ -39,9 +36,6 @@ SOURCE_SEVERITIES = ("critical", "error", "warning", "info")
 
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-Duration = timedelta
 
 
 def _duration(value: object) -> timedelta:
@@ -342,6 +336,3 @@ class Organisation(_Frozen):
         if "{incident_id}" not in self.incident_url:
             raise ValueError("incident_url: must contain {incident_id}")
         return self
-
-    def service_or_default(self, name: str) -> Service | None:
-        return self.services.get(name)

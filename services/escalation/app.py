@@ -9,8 +9,8 @@ import faust
 
 from shared import catalogue as cat
 from shared.domain.organisation import Organisation
-from shared.kafka.faust_app import create_app, declare, table
-from shared.kafka.streams import Outbox, process, decode, key_of, origin_of, send_model
+from shared.kafka.faust_app import create_app, declare, guarded_agent, table
+from shared.kafka.streams import Outbox, decode, key_of, origin_of, send_model
 from shared.messages import AuditEvent, DeadlineCheck
 from shared.settings import Settings
 
@@ -36,14 +36,8 @@ def build(settings: Settings, org: Organisation) -> faust.App:
     # Checks sent and not yet seen back: the timer does not repeat them every tick.
     in_flight: dict[str, float] = {}
 
-    # One agent reads both topics, so a deadline is never changed by two coroutines at once.
-    @app.agent(app.topic(cat.INCIDENT_AUDIT.name, cat.DEADLINE_CHECKS.name, key_serializer="raw",
-                         value_serializer="raw"), concurrency=1)
-    async def follow(stream):
-        async for event in stream.events():
-            await process(event, _follow, dead, SERVICE)
-
-    async def _follow(event) -> None:
+    async def follow(event) -> None:
+        """Follow the incident's life and act on its due deadlines."""
         key = key_of(event)
         origin = origin_of(event)
         record = Deadlines.model_validate(deadlines.get(key) or {})
@@ -87,4 +81,8 @@ def build(settings: Settings, org: Organisation) -> faust.App:
 
     # Declared so Faust knows the topics (created with their partitions by the runner).
     _ = (audit, checks)
+
+    # One agent reads both topics, so a deadline is never changed by two coroutines at once.
+    both = app.topic(cat.INCIDENT_AUDIT.name, cat.DEADLINE_CHECKS.name, key_serializer="raw", value_serializer="raw")
+    guarded_agent(app, both, follow, dead, SERVICE)
     return app

@@ -10,8 +10,8 @@ from pydantic import ValidationError
 from shared import catalogue as cat
 from shared.domain import metrics as defs
 from shared.domain.organisation import Organisation
-from shared.kafka.faust_app import create_app, declare, table
-from shared.kafka.streams import origin_of, process
+from shared.kafka.faust_app import create_app, declare, guarded_agent, table
+from shared.kafka.streams import origin_of
 from shared.messages import AuditEvent, CommunicationRecord
 from shared.settings import Settings
 
@@ -26,9 +26,6 @@ _SOURCES = (cat.INCIDENT_AUDIT, cat.COMMUNICATIONS, cat.ALERTS_INTAKE, cat.DEAD_
 def build(settings: Settings, org: Organisation) -> faust.App:
     app = create_app(SERVICE, settings, web_port=settings.metrics_port, process_metrics=False)
     app.conf.web_host = settings.metrics_host
-    # After a crash the group waits this long for the dead member before the new process gets the
-    # partitions; with Faust's 60 s, /metrics would be gone long enough to raise IncidentServiceDown.
-    app.conf.broker_session_timeout = 10.0
     n = settings.topic_partitions
     for spec in _SOURCES:
         declare(app, spec, n)
@@ -37,13 +34,8 @@ def build(settings: Settings, org: Organisation) -> faust.App:
     notification_log = table(app, "notification_log", n)
     partition_counts = table(app, "partition_counts", n)
 
-    @app.agent(app.topic(*(spec.name for spec in _SOURCES), key_serializer="raw", value_serializer="raw"),
-               concurrency=1)
-    async def fold(stream):
-        async for event in stream.events():
-            await process(event, _fold, dead, SERVICE)
-
-    async def _fold(event) -> None:
+    async def fold(event) -> None:
+        """Count each message once: into its incident's facts, its notification log, or its partition's counts."""
         origin = origin_of(event)
         try:
             if origin.topic == cat.INCIDENT_AUDIT.name:
@@ -61,6 +53,9 @@ def build(settings: Settings, org: Organisation) -> faust.App:
             # The topic's owner dead-letters its poison; a second dead letter from here would be
             # counted as another rejection (and one about a dead letter would loop forever).
             log.warning("not counted %s@%s: %s", origin.stream, origin.offset, str(exc).splitlines()[0])
+
+    sources = app.topic(*(spec.name for spec in _SOURCES), key_serializer="raw", value_serializer="raw")
+    guarded_agent(app, sources, fold, dead, SERVICE)
 
     registry = CollectorRegistry(auto_describe=False)
     registry.register(
@@ -83,6 +78,7 @@ def build(settings: Settings, org: Organisation) -> faust.App:
             return web.text("tables are recovering", status=503)
         # aiohttp refuses a charset inside content_type; the exposition format is UTF-8 by definition.
         return web.bytes(generate_latest(registry), content_type="text/plain; version=0.0.4")
+
 
     return app
 

@@ -10,12 +10,18 @@ import httpx
 
 from shared import catalogue as cat
 from shared.domain.organisation import Organisation
-from shared.kafka.faust_app import Lazy, create_app, declare, table
-from shared.kafka.streams import Outbox, process, decode, key_of, send_model
+from shared.kafka.faust_app import Lazy, create_app, declare, guarded_agent, table
+from shared.kafka.streams import Outbox, decode, key_of, send_model
 from shared.messages import AuditEvent, WebhookDelivery
 from shared.settings import Settings
 
-from .handlers import NotifiedRecord, after_attempt, handle_event, response_error, slack_payload
+from .handlers import (
+    NotifiedRecord,
+    after_attempt,
+    handle_event,
+    response_error,
+    slack_payload,
+)
 
 log = logging.getLogger("notification")
 SERVICE = "notification"
@@ -42,12 +48,7 @@ def build(settings: Settings, org: Organisation) -> faust.App:
     http = Lazy(_new_client, lambda client: client.aclose())
     http.close_on_shutdown(app)
 
-    @app.agent(audit, concurrency=1)
-    async def notify(stream):
-        async for event in stream.events():
-            await process(event, _notify, dead, SERVICE)
-
-    async def _notify(event) -> None:
+    async def notify(event) -> None:
         message = await decode(event, AuditEvent, dead, SERVICE)
         if message is None:
             return
@@ -72,13 +73,8 @@ def build(settings: Settings, org: Organisation) -> faust.App:
         await outbox.confirm()
         notified[key] = planned.record.model_dump(mode="json")
 
-    @app.agent(retries, concurrency=1)
-    async def deliver(stream):
+    async def deliver(event) -> None:
         """Post to team webhooks; failures come back here later, then go to the dead-letter topic."""
-        async for event in stream.events():
-            await process(event, _deliver, dead, SERVICE)
-
-    async def _deliver(event) -> None:
         delivery = await decode(event, WebhookDelivery, dead, SERVICE)
         if delivery is None:
             return
@@ -104,4 +100,7 @@ def build(settings: Settings, org: Organisation) -> faust.App:
             log.warning("webhook for %s dead-lettered after %s attempts: %s",
                         delivery.notification.incident_id, delivery.attempt, attempted.dead.last_error)
 
+
+    guarded_agent(app, audit, notify, dead, SERVICE)
+    guarded_agent(app, retries, deliver, dead, SERVICE)
     return app

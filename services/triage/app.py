@@ -12,8 +12,8 @@ from shared.db.ids import allocate_incident_id
 from shared.db.pool import create_pool
 from shared.domain.alerts import fingerprint
 from shared.domain.organisation import Organisation
-from shared.kafka.faust_app import Lazy, create_app, declare, table
-from shared.kafka.streams import Outbox, process, decode, key_of, origin_of, send_model
+from shared.kafka.faust_app import Lazy, create_app, declare, guarded_agent, table
+from shared.kafka.streams import Outbox, decode, key_of, origin_of, send_model
 from shared.messages import (
     CommandEnvelope,
     CorrelateAlert,
@@ -66,13 +66,8 @@ def build(settings: Settings, org: Organisation) -> faust.App:
     pool = Lazy(lambda: create_pool(settings.database_url, max_size=4), lambda p: p.close())
     pool.close_on_shutdown(app)
 
-    @app.agent(intake, concurrency=1)
-    async def normalise(stream):
+    async def normalise(event) -> None:
         """Native alerts from any producer -> normalised and keyed by fingerprint."""
-        async for event in stream.events():
-            await process(event, _normalise, dead, SERVICE)
-
-    async def _normalise(event) -> None:
         native = await decode(event, NativeAlert, dead, SERVICE)
         if native is None:
             return
@@ -84,13 +79,8 @@ def build(settings: Settings, org: Organisation) -> faust.App:
         message = FingerprintedAlert(alert=alert, fingerprint=key, origin=origin.model_copy(update={"lane": key}))
         await send_model(by_fingerprint, message.fingerprint, message)
 
-    @app.agent(by_fingerprint, concurrency=1)
-    async def route(stream):
+    async def route(event) -> None:
         """Remember where each fingerprint correlates; send the alert on, keyed by correlation key."""
-        async for event in stream.events():
-            await process(event, _route, dead, SERVICE)
-
-    async def _route(event) -> None:
         message = await decode(event, FingerprintedAlert, dead, SERVICE)
         if message is None:
             return
@@ -107,13 +97,8 @@ def build(settings: Settings, org: Organisation) -> faust.App:
                 correlation_key=ckey, service=alert.service, alert_name=alert.name
             ).model_dump(mode="json")
 
-    @app.agent(correlation, concurrency=1)
-    async def correlate(stream):
+    async def correlate(event) -> None:
         """One correlation key at a time: attach to its incident, reopen it, or open a new one."""
-        async for event in stream.events():
-            await process(event, _correlate, dead, SERVICE)
-
-    async def _correlate(event) -> None:
         message = await decode(event, correlation_message, dead, SERVICE)
         if message is None:
             return
@@ -146,13 +131,8 @@ def build(settings: Settings, org: Organisation) -> faust.App:
         await outbox.confirm()
         correlations[key] = record.model_dump(mode="json")
 
-    @app.agent(commands, concurrency=1)
-    async def apply(stream):
+    async def apply(event) -> None:
         """Apply each command through the lifecycle and publish its audit events."""
-        async for event in stream.events():
-            await process(event, _apply, dead, SERVICE)
-
-    async def _apply(event) -> None:
         envelope = await decode(event, CommandEnvelope, dead, SERVICE)
         if envelope is None:
             return
@@ -175,5 +155,10 @@ def build(settings: Settings, org: Organisation) -> faust.App:
         await outbox.confirm()
         incidents[key] = outcome.record.model_dump(mode="json")
 
+
+    guarded_agent(app, intake, normalise, dead, SERVICE)
+    guarded_agent(app, by_fingerprint, route, dead, SERVICE)
+    guarded_agent(app, correlation, correlate, dead, SERVICE)
+    guarded_agent(app, commands, apply, dead, SERVICE)
     return app
 

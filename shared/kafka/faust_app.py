@@ -98,3 +98,16 @@ class Lazy:
         @app.on_before_shutdown.connect
         async def _close(app_: faust.App, **_: object) -> None:
             await self.close()
+
+
+def guarded_agent(app: faust.App, channel, handle, dead_letter_topic, service: str):
+    """An agent (concurrency 1: Faust 0.15 can commit past an unfinished message with more)
+    that runs ``handle(event)`` for each event under ``streams.process``."""
+    from .streams import process
+
+    async def agent(stream):
+        async for event in stream.events():
+            await process(event, handle, dead_letter_topic, service)
+
+    agent.__doc__ = handle.__doc__
+    return app.agent(channel, name=f"{service}.{handle.__name__}", concurrency=1)(agent)

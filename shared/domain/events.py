@@ -40,6 +40,9 @@ class AlertReceived(_Event):
     change: Literal["alert_attached", "alert_resolved"]
     alert_id: str
     alert: AlertRef
+    # Set when this alert says the problem started before the incident's detection
+    # (e.g. Alertmanager's startsAt arriving after a PagerDuty event without one).
+    detected_at: datetime | None = None
 
     def describe(self) -> str:
         verb = "resolved by its source" if self.change == "alert_resolved" else "received"
@@ -269,7 +272,10 @@ def _apply(state: Incident, event: _Event) -> Incident:  # noqa: C901 - one bran
     if isinstance(event, AlertReceived):
         alerts = dict(state.alerts)
         alerts[event.alert.fingerprint] = event.alert
-        return state.model_copy(update={"alerts": alerts, "alert_count": state.alert_count + 1})
+        update = {"alerts": alerts, "alert_count": state.alert_count + 1}
+        if event.detected_at is not None:
+            update["detected_at"] = event.detected_at
+        return state.model_copy(update=update)
     if isinstance(event, Acknowledged):
         return state.model_copy(update={"status": IncidentStatus.ACKNOWLEDGED, "acknowledged_at": event.at})
     if isinstance(event, UpdatePosted):

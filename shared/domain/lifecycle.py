@@ -219,7 +219,13 @@ def _attach_alert(state: Incident, command: AttachAlert, ctx: Context) -> list[_
     # incident that is already resolved must not reopen it.
     if alert.action is AlertAction.TRIGGER and state.status in (R, C):
         events.append(Reopened(actor=actor, at=ctx.now, reason=f"recurrence: {alert.summary}", recurrence=True))
-    events.append(AlertReceived(actor=actor, at=ctx.now, change=change, alert_id=alert.alert_id, alert=ref))
+    # Detection is the earliest start any alert of this episode reports.
+    earlier = None
+    if alert.action is AlertAction.TRIGGER and state.status.is_open and alert.detected_at < state.detected_at:
+        earlier = alert.detected_at
+    events.append(
+        AlertReceived(actor=actor, at=ctx.now, change=change, alert_id=alert.alert_id, alert=ref, detected_at=earlier)
+    )
     if alert.action is AlertAction.ACKNOWLEDGE and state.status is T:
         events.append(Acknowledged(actor=actor, at=ctx.now, note="acknowledged by the monitoring source"))
     if alert.status is AlertStatus.RESOLVED and state.status.is_open:

@@ -194,3 +194,28 @@ def test_a_declared_incident_takes_alerts_and_resolves_with_them(open_incident, 
     assert line.state.alert_count == 1 and line.state.firing_alerts == 1
     events = attach(line, make_alert(action=AlertAction.RESOLVE, received_at=line.advance(minutes=1)))
     assert changes(events) == ["alert_resolved", "resolved"]
+
+
+def test_an_alert_that_started_earlier_moves_detection_back(org, now, make_alert):
+    from datetime import timedelta
+
+    from shared.domain.commands import AttachAlert, OpenIncident
+    from shared.domain.events import evolve
+    from shared.domain.lifecycle import Context, decide
+
+    ctx = Context(now=now, org=org, actor="monitoring")
+    late = make_alert(dedup_key="pd:x")  # a PagerDuty event: no start time, detected on receipt
+    state = None
+    for event in decide(None, OpenIncident(incident_id="INC-2026-03-02-001", correlation_key="k", alert=late,
+                                           fingerprint="pd:x"), ctx):
+        state = evolve(state, event)
+    started = state.detected_at - timedelta(minutes=7)
+    early = make_alert(dedup_key="am:y", starts_at=started)
+    for event in decide(state, AttachAlert(alert=early, fingerprint="am:y"), ctx):
+        state = evolve(state, event)
+    assert state.detected_at == started
+    # A later start changes nothing.
+    later = make_alert(dedup_key="am:z", starts_at=started + timedelta(minutes=30))
+    for event in decide(state, AttachAlert(alert=later, fingerprint="am:z"), ctx):
+        state = evolve(state, event)
+    assert state.detected_at == started

@@ -61,7 +61,8 @@ class Alert(BaseModel):
 
     @property
     def detected_at(self) -> datetime:
-        return self.starts_at or self.received_at
+        """The source's start time, but never later than our receipt (skewed clocks)."""
+        return min(self.starts_at, self.received_at) if self.starts_at else self.received_at
 
 
 def _digest(*parts: str) -> str:

@@ -144,6 +144,34 @@ class AuditEvent(BaseModel):
     incident: dict[str, Any]
 
 
+class _HeadIncident(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    service: str
+
+
+class _HeadData(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    detected_at: datetime | None = None
+
+
+class AuditHead(BaseModel):
+    """An audit event read without its incident snapshot: alert storms are hundreds of
+    ``alert_attached`` events that most consumers only need to recognise and pass over."""
+
+    model_config = ConfigDict(extra="ignore")
+    event_id: str
+    incident_id: str
+    change: str
+    version: int
+    incident: _HeadIncident
+    data: _HeadData = _HeadData()
+
+    @property
+    def only_an_alert(self) -> bool:
+        """An alert attached or resolved that changed nothing but the alert list and count."""
+        return self.change in ("alert_attached", "alert_resolved") and self.data.detected_at is None
+
+
 class CommandResult(BaseModel):
     command_id: str
     incident_id: str

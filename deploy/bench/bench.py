@@ -205,17 +205,21 @@ async def run(args, platform: Platform) -> dict:
     api, key, admin = platform.api_url, creds["key"], creds["admin"]
     await intake(api, key, 200, 8, 1)  # warm-up: connections, caches, consumer assignments
     await drain()
-    # Each phase starts on an idle pipeline, so one phase's backlog never inflates the next.
-    results = {"intake_single": await intake(api, key, args.alerts, 16, 1)}
-    await drain()
-    results["intake_batched"] = await intake(api, key, args.alerts * 4, 8, 50)
-    await drain()
-    results["alert_to_incident"] = await alert_to_incident(api, key, admin, args.incidents)
-    await drain()
-    results["pipeline"] = await pipeline(api, key, args.alerts, 10)
-    await drain()
-    results["commands"] = await commands(api, admin, args.commands)
-    results["scrapes"] = await scrapes(platform.metrics_url, 50)
+    phases = {
+        "intake_single": lambda: intake(api, key, args.alerts, 16, 1),
+        "intake_batched": lambda: intake(api, key, args.alerts * 4, 8, 50),
+        "alert_to_incident": lambda: alert_to_incident(api, key, admin, args.incidents),
+        "pipeline": lambda: pipeline(api, key, args.alerts, 10),
+        "commands": lambda: commands(api, admin, args.commands),
+        "scrapes": lambda: scrapes(platform.metrics_url, 50),
+    }
+    results = {}
+    for name, phase in phases.items():
+        if args.only and name not in args.only:
+            continue
+        results[name] = await phase()
+        # Each phase starts on an idle pipeline, so one phase's backlog never inflates the next.
+        await drain()
     return results
 
 
@@ -224,6 +228,7 @@ def main() -> None:
     parser.add_argument("--alerts", type=int, default=5000)
     parser.add_argument("--incidents", type=int, default=50)
     parser.add_argument("--commands", type=int, default=30)
+    parser.add_argument("--only", nargs="*", help="run only these phases")
     parser.add_argument("--out", type=Path, default=REPO / ".local" / "bench" / "results.json")
     args = parser.parse_args()
     env = test_environment()
@@ -246,7 +251,7 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2))
     print()
-    print(table(results))
+    print(table(results) if not args.only else json.dumps(results, indent=2))
     print(f"\nwritten: {args.out}")
 
 

@@ -11,7 +11,7 @@ from shared import catalogue as cat
 from shared.domain.organisation import Organisation
 from shared.kafka.faust_app import create_app, declare, guarded_agent, table
 from shared.kafka.streams import Outbox, decode, key_of, origin_of, send_model
-from shared.messages import AuditEvent, DeadlineCheck
+from shared.messages import AuditEvent, AuditHead, DeadlineCheck
 from shared.settings import Settings
 
 from .handlers import Deadlines, on_audit, on_check
@@ -49,9 +49,10 @@ def build(settings: Settings, org: Organisation) -> faust.App:
             in_flight.pop(key, None)
             updated, envelopes = on_check(record, key, org, origin, now)
         else:
-            message = await decode(event, AuditEvent, dead, SERVICE)
-            if message is None:
-                return
+            head = await decode(event, AuditHead, dead, SERVICE)
+            if head is None or head.only_an_alert:
+                return  # an alert attaching changes no deadline
+            message = AuditEvent.model_validate_json(event.value)
             updated, envelopes = on_audit(record, message, org, origin, now)
         outbox = Outbox()
         for envelope in envelopes:

@@ -12,7 +12,7 @@ from shared.domain import metrics as defs
 from shared.domain.organisation import Organisation
 from shared.kafka.faust_app import create_app, declare, guarded_agent, table
 from shared.kafka.streams import origin_of
-from shared.messages import AuditEvent, CommunicationRecord
+from shared.messages import AuditEvent, AuditHead, CommunicationRecord
 from shared.settings import Settings
 
 from . import handlers
@@ -39,8 +39,13 @@ def build(settings: Settings, org: Organisation) -> faust.App:
         origin = origin_of(event)
         try:
             if origin.topic == cat.INCIDENT_AUDIT.name:
+                head = AuditHead.model_validate_json(event.value)
+                previous = facts.get(head.incident_id)
+                if head.only_an_alert and previous is not None:
+                    _write(facts, head.incident_id, handlers.fold_alert(previous, head))
+                    return
                 message = AuditEvent.model_validate_json(event.value)
-                _write(facts, message.incident_id, handlers.fold_audit(facts.get(message.incident_id), message))
+                _write(facts, message.incident_id, handlers.fold_audit(previous, message))
             elif origin.topic == cat.COMMUNICATIONS.name:
                 record = CommunicationRecord.model_validate_json(event.value)
                 key = record.incident_id

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ValidationError
 from shared import catalogue as cat
 from shared.domain import metrics as defs
 from shared.domain.incident import Incident
-from shared.messages import AuditEvent, CommunicationRecord, DeadLetter, NativeAlert, Origin
+from shared.messages import AuditEvent, AuditHead, CommunicationRecord, DeadLetter, NativeAlert, Origin
 
 # Dead letters from these topics are alerts the platform could not process.
 ALERT_PATH = (cat.ALERTS_INTAKE.name, cat.TRIAGE_ALERTS.name, cat.TRIAGE_CORRELATION.name)
@@ -47,6 +47,12 @@ class PartitionCounts(BaseModel):
 def fold_audit(previous: dict | None, message: AuditEvent) -> dict | None:
     before = defs.IncidentFacts.model_validate(previous) if previous else None
     after = defs.apply_audit(before, message.version, message.change, Incident.model_validate(message.incident))
+    return after.model_dump(mode="json") if after is not None else None
+
+
+def fold_alert(previous: dict, head: AuditHead) -> dict | None:
+    before = defs.IncidentFacts.model_validate(previous)
+    after = defs.apply_alert(before, head.version, head.change, head.incident.service)
     return after.model_dump(mode="json") if after is not None else None
 
 

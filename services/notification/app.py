@@ -12,7 +12,7 @@ from shared import catalogue as cat
 from shared.domain.organisation import Organisation
 from shared.kafka.faust_app import Lazy, create_app, declare, guarded_agent, table
 from shared.kafka.streams import Outbox, decode, key_of, send_model
-from shared.messages import AuditEvent, WebhookDelivery
+from shared.messages import AuditEvent, AuditHead, WebhookDelivery
 from shared.settings import Settings
 
 from .handlers import (
@@ -49,9 +49,10 @@ def build(settings: Settings, org: Organisation) -> faust.App:
     http.close_on_shutdown(app)
 
     async def notify(event) -> None:
-        message = await decode(event, AuditEvent, dead, SERVICE)
-        if message is None:
-            return
+        message = await decode(event, AuditHead, dead, SERVICE)
+        if message is None or message.only_an_alert:
+            return  # alerts attaching to an incident notify nobody (an alert storm would flood)
+        message = AuditEvent.model_validate_json(event.value)
         key = key_of(event)
         record = NotifiedRecord.model_validate(notified.get(key) or {})
         planned = handle_event(record, message, org, utcnow())

@@ -76,6 +76,17 @@ def counter_increments(change: str, incident: Incident) -> list[tuple[str, Label
     return table.get(change, [])
 
 
+def apply_alert(previous: IncidentFacts, version: int, change: str, service: str) -> IncidentFacts | None:
+    """The facts after an alert attached or resolved (nothing but counters can change)."""
+    if previous.last_version >= version:
+        return None
+    counts = dict(previous.counts)
+    if change == "alert_attached":
+        key = counter_key("alerts_deduplicated_total", (("service", service),))
+        counts[key] = counts.get(key, 0) + 1
+    return previous.model_copy(update={"counts": counts, "last_version": version})
+
+
 def apply_audit(previous: IncidentFacts | None, version: int, change: str, incident: Incident) -> IncidentFacts | None:
     """The facts after one audit event, or None when this version was already folded."""
     if previous is not None and previous.last_version >= version:

@@ -79,32 +79,40 @@ class Recorder:
     async def _run(self) -> None:
         while True:
             batches = await self._consumer.getmany(timeout_ms=500, max_records=500)
-            if not batches:
-                continue
-            for records in batches.values():
-                for record in records:
-                    await self._handle(record)
-            await self._consumer.commit()
+            records = [record for partition in batches.values() for record in partition]
+            if records:
+                await self._write_batch(records)
+                await self._consumer.commit()
 
-    async def _handle(self, record) -> None:
-        model = _MODELS[record.topic]
-        try:
-            message = model.model_validate_json(_without_nul(record.value))
-        except (ValidationError, ValueError) as exc:
-            await self._dead_letter(record, f"invalid message: {describe_error(exc)}")
-            return
+    async def _write_batch(self, records: list) -> None:
+        """One transaction per fetched batch (one commit, not one per event); a row
+        PostgreSQL refuses rolls back to its own savepoint and is dead-lettered alone."""
+        parsed, refused = [], []
+        for record in records:
+            try:
+                parsed.append((record, _MODELS[record.topic].model_validate_json(_without_nul(record.value))))
+            except (ValidationError, ValueError) as exc:
+                refused.append((record, f"invalid message: {describe_error(exc)}"))
         while True:
+            rejected = []
             try:
                 async with self._pool.acquire() as conn:
-                    await _write(conn, message)
-                return
-            except (asyncpg.PostgresConnectionError, OSError) as exc:
-                # The database is away: wait and retry rather than skip (nothing is lost).
+                    async with conn.transaction():
+                        for record, message in parsed:
+                            try:
+                                async with conn.transaction():
+                                    await _write(conn, message)
+                            except asyncpg.PostgresError as exc:
+                                if isinstance(exc, asyncpg.PostgresConnectionError):
+                                    raise
+                                rejected.append((record, f"rejected by PostgreSQL: {exc}"))
+                break
+            except (asyncpg.PostgresConnectionError, asyncpg.InterfaceError, OSError) as exc:
+                # The database is away: retry the whole batch (writes are idempotent), never skip.
                 log.warning("PostgreSQL unavailable (%s); retrying", exc)
                 await asyncio.sleep(1.0)
-            except asyncpg.PostgresError as exc:
-                await self._dead_letter(record, f"rejected by PostgreSQL: {exc}")
-                return
+        for record, reason in [*refused, *rejected]:
+            await self._dead_letter(record, reason)
 
     async def _dead_letter(self, record, reason: str) -> None:
         log.warning("dead-lettered %s[%s]@%s: %s", record.topic, record.partition, record.offset, reason)

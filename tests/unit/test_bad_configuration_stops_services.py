@@ -1,0 +1,31 @@
+"""A service given a bad organisation file or environment stops at once, naming the field."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _run(service: str, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", f"services.{service}"], cwd=REPO, env={**os.environ, **env},
+                          capture_output=True, text=True, timeout=60)
+
+
+@pytest.mark.parametrize("service", ["ingestion", "triage", "escalation", "notification", "metrics"])
+def test_a_bad_organisation_file_names_the_field(service, tmp_path):
+    bad = tmp_path / "organisation.yaml"
+    bad.write_text("teams: {ops: {rotation: nobody}}\nservices: {}\nfallback_team: ops\nsecurity_team: ops\n")
+    result = _run(service, INCIDENT_CONFIG=str(bad), KAFKA_BOOTSTRAP="127.0.0.1:1")
+    assert result.returncode == 1
+    assert "teams.ops.rotation: unknown rotation 'nobody'" in result.stderr
+
+
+def test_a_bad_environment_value_names_the_variable():
+    result = _run("ingestion", INGESTION_PORT="eighty")
+    assert result.returncode == 1
+    assert "INGESTION_PORT" in result.stderr

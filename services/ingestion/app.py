@@ -22,7 +22,7 @@ from shared.settings import Settings
 from . import errors, incidents, intake, openapi
 from .recorder import Recorder
 from .runtime import Runtime
-from .security import require
+from .security import needs, require
 
 log = logging.getLogger("ingestion")
 
@@ -84,7 +84,8 @@ def create_app(settings: Settings, org: Organisation) -> FastAPI:
     async def metrics() -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
-    @app.post("/v1/tokens", status_code=201, tags=["tokens"], summary="Create a token (shown once)")
+    @app.post("/v1/tokens", status_code=201, tags=["tokens"], summary="Create a token (shown once)",
+              dependencies=[needs(Permission.MANAGE_TOKENS)])
     async def create_api_token(request: Request, body: TokenRequest) -> dict:
         await require(request, Permission.MANAGE_TOKENS)
         rt: Runtime = request.app.state.runtime

@@ -22,7 +22,7 @@ from . import views
 from .command_bus import execute
 from .errors import ApiError
 from .runtime import Runtime
-from .security import actor_name, can_see_restricted, require
+from .security import actor_name, can_see_restricted, needs, require
 
 router = APIRouter(prefix="/v1/incidents", tags=["incidents"])
 IncidentId = Annotated[str, Path(pattern=INCIDENT_ID.pattern, max_length=40)]
@@ -66,7 +66,7 @@ async def _command(request: Request, incident_id: str, command, permission: Perm
     return await _view(rt, incident_id)
 
 
-@router.post("", status_code=201, summary="Declare an incident by hand")
+@router.post("", status_code=201, summary="Declare an incident by hand", dependencies=[needs(Permission.DECLARE)])
 async def declare(request: Request, body: Declare) -> dict[str, Any]:
     principal = await require(request, Permission.DECLARE)
     rt = _rt(request)
@@ -89,7 +89,7 @@ async def declare(request: Request, body: Declare) -> dict[str, Any]:
     return await _view(rt, incident_id)
 
 
-@router.get("", summary="List incidents (newest first)")
+@router.get("", summary="List incidents (newest first)", dependencies=[needs(Permission.READ)])
 async def list_incidents(
     request: Request,
     status: IncidentStatus | None = None,
@@ -117,6 +117,7 @@ async def list_incidents(
     "/{incident_id}",
     summary="One incident with its timeline, communication log, evidence and postmortem",
     responses={200: {"content": {"application/json": {}, "application/yaml": {}}}},
+    dependencies=[needs(Permission.READ)],
 )
 async def get_incident(request: Request, incident_id: IncidentId):
     principal = await require(request, Permission.READ)
@@ -128,52 +129,52 @@ async def get_incident(request: Request, incident_id: IncidentId):
         return JSONResponse(await views.full(conn, row))
 
 
-@router.post("/{incident_id}/acknowledge", summary="Acknowledge (stops the escalation)")
+@router.post("/{incident_id}/acknowledge", summary="Acknowledge (stops the escalation)", dependencies=[needs(Permission.RESPOND)])
 async def acknowledge(request: Request, incident_id: IncidentId, body: c.Acknowledge | None = None):
     return await _command(request, incident_id, body or c.Acknowledge(), Permission.RESPOND)
 
 
-@router.post("/{incident_id}/updates", summary="Post a status update (communication log)")
+@router.post("/{incident_id}/updates", summary="Post a status update (communication log)", dependencies=[needs(Permission.UPDATE)])
 async def post_update(request: Request, incident_id: IncidentId, body: c.PostUpdate):
     return await _command(request, incident_id, body, Permission.UPDATE)
 
 
-@router.post("/{incident_id}/mitigations", summary="Record a mitigation step (ticks a playbook step)")
+@router.post("/{incident_id}/mitigations", summary="Record a mitigation step (ticks a playbook step)", dependencies=[needs(Permission.RESPOND)])
 async def add_mitigation(request: Request, incident_id: IncidentId, body: c.AddMitigation):
     return await _command(request, incident_id, body, Permission.RESPOND)
 
 
-@router.post("/{incident_id}/evidence", summary="Attach evidence (a link, or text up to the size limit)")
+@router.post("/{incident_id}/evidence", summary="Attach evidence (a link, or text up to the size limit)", dependencies=[needs(Permission.UPDATE)])
 async def add_evidence(request: Request, incident_id: IncidentId, body: c.AddEvidence):
     return await _command(request, incident_id, body, Permission.UPDATE)
 
 
-@router.post("/{incident_id}/severity", summary="Change the severity, with a reason")
+@router.post("/{incident_id}/severity", summary="Change the severity, with a reason", dependencies=[needs(Permission.RESPOND)])
 async def change_severity(request: Request, incident_id: IncidentId, body: c.ChangeSeverity):
     return await _command(request, incident_id, body, Permission.RESPOND)
 
 
-@router.post("/{incident_id}/commander", summary="Hand the incident to another commander")
+@router.post("/{incident_id}/commander", summary="Hand the incident to another commander", dependencies=[needs(Permission.RESPOND)])
 async def change_commander(request: Request, incident_id: IncidentId, body: c.ChangeCommander):
     return await _command(request, incident_id, body, Permission.RESPOND)
 
 
-@router.post("/{incident_id}/resolve", summary="Resolve (creates the postmortem draft when required)")
+@router.post("/{incident_id}/resolve", summary="Resolve (creates the postmortem draft when required)", dependencies=[needs(Permission.RESPOND)])
 async def resolve(request: Request, incident_id: IncidentId, body: c.Resolve | None = None):
     return await _command(request, incident_id, body or c.Resolve(), Permission.RESPOND)
 
 
-@router.post("/{incident_id}/close", summary="Close a resolved incident, with a verification note")
+@router.post("/{incident_id}/close", summary="Close a resolved incident, with a verification note", dependencies=[needs(Permission.RESPOND)])
 async def close(request: Request, incident_id: IncidentId, body: c.Close):
     return await _command(request, incident_id, body, Permission.RESPOND)
 
 
-@router.post("/{incident_id}/reopen", summary="Reopen a resolved or closed incident")
+@router.post("/{incident_id}/reopen", summary="Reopen a resolved or closed incident", dependencies=[needs(Permission.RESPOND)])
 async def reopen(request: Request, incident_id: IncidentId, body: c.Reopen):
     return await _command(request, incident_id, body, Permission.RESPOND)
 
 
-@router.get("/{incident_id}/postmortem", summary="The postmortem (404 while there is none)")
+@router.get("/{incident_id}/postmortem", summary="The postmortem (404 while there is none)", dependencies=[needs(Permission.READ)])
 async def get_postmortem(request: Request, incident_id: IncidentId):
     principal = await require(request, Permission.READ)
     row = await _visible_row(_rt(request), principal, incident_id)
@@ -188,12 +189,12 @@ async def _postmortem_command(request: Request, incident_id: str, command) -> di
     return view["postmortem"]
 
 
-@router.put("/{incident_id}/postmortem", summary="Write postmortem sections (creates it if missing)")
+@router.put("/{incident_id}/postmortem", summary="Write postmortem sections (creates it if missing)", dependencies=[needs(Permission.POSTMORTEM)])
 async def edit_postmortem(request: Request, incident_id: IncidentId, body: c.EditPostmortem):
     return await _postmortem_command(request, incident_id, body)
 
 
-@router.post("/{incident_id}/postmortem/action-items", status_code=201, summary="Add a corrective action item")
+@router.post("/{incident_id}/postmortem/action-items", status_code=201, summary="Add a corrective action item", dependencies=[needs(Permission.POSTMORTEM)])
 async def add_action_item(request: Request, incident_id: IncidentId, body: c.AddActionItem):
     return await _postmortem_command(request, incident_id, body)
 
@@ -207,7 +208,7 @@ class ActionItemPatch(BaseModel):
     status: ActionStatus | None = None
 
 
-@router.patch("/{incident_id}/postmortem/action-items/{item_id}", summary="Update an action item")
+@router.patch("/{incident_id}/postmortem/action-items/{item_id}", summary="Update an action item", dependencies=[needs(Permission.POSTMORTEM)])
 async def update_action_item(
     request: Request,
     incident_id: IncidentId,
@@ -218,12 +219,12 @@ async def update_action_item(
     return await _postmortem_command(request, incident_id, command)
 
 
-@router.post("/{incident_id}/postmortem/complete", summary="Complete the postmortem")
+@router.post("/{incident_id}/postmortem/complete", summary="Complete the postmortem", dependencies=[needs(Permission.POSTMORTEM)])
 async def complete_postmortem(request: Request, incident_id: IncidentId):
     return await _postmortem_command(request, incident_id, c.CompletePostmortem())
 
 
-@router.get("/{incident_id}/export", summary="The compliance bundle: timeline, log, evidence, postmortem, audit events")
+@router.get("/{incident_id}/export", summary="The compliance bundle: timeline, log, evidence, postmortem, audit events", dependencies=[needs(Permission.EXPORT)])
 async def export(request: Request, incident_id: IncidentId):
     principal = await require(request, Permission.EXPORT)
     rt = _rt(request)

@@ -5,7 +5,7 @@ import time
 from dataclasses import dataclass
 
 import asyncpg
-from fastapi import Request
+from fastapi import Depends, Request
 
 from shared.auth import Permission, Role, allowed, hash_secret
 from shared.db.tokens import Principal, authenticate
@@ -54,13 +54,26 @@ def bearer(request: Request) -> str:
 
 
 async def require(request: Request, permission: Permission) -> Principal:
-    state = request.app.state.runtime
-    principal = await principal_for(state.pool, state.tokens, bearer(request))
+    principal = getattr(request.state, "principal", None)
+    if principal is None:
+        state = request.app.state.runtime
+        principal = await principal_for(state.pool, state.tokens, bearer(request))
     if principal is None:
         raise ApiError(401, "invalid or revoked credentials", headers={"WWW-Authenticate": "Bearer"})
     if not allowed(principal.role, permission):
         raise ApiError(403, f"role {principal.role.value} may not {permission.value.replace('_', ' ')}")
+    request.state.principal = principal
     return principal
+
+
+def needs(permission: Permission):
+    """A route dependency: credentials and role are checked before the body is validated,
+    so a caller without the right never learns more than 401 or 403."""
+
+    async def check(request: Request) -> None:
+        await require(request, permission)
+
+    return Depends(check)
 
 
 def can_see_restricted(principal: Principal) -> bool:

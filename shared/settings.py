@@ -21,6 +21,8 @@ class Settings(BaseSettings):
     metrics_host: str = "127.0.0.1"
     metrics_port: int = Field(default=9108, ge=1, le=65535)
     # Faust web ports: triage, escalation, notification, metrics take base+0..3.
+    # Where the Faust services serve /metrics (0.0.0.0 in containers, for Prometheus).
+    faust_web_host: str = "127.0.0.1"
     faust_web_port_base: int = Field(default=6066, ge=1, le=65530)
     topic_partitions: int = Field(default=4, ge=1, le=256)
     data_dir: Path = REPO_ROOT / ".local" / "data"

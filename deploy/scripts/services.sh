@@ -98,10 +98,45 @@ stop_one() {
   echo "  $name stopped"
 }
 
+# Prometheus is optional: started when Debian's binary is there (make test installs it),
+# scraping every service with deploy/prometheus/prometheus.yml and its alert rules.
+PROMETHEUS_PORT=${PROMETHEUS_PORT:-9090}
+
+prometheus_pid() {
+  local file=$STATE_DIR/run/prometheus.pid pid
+  [[ -f $file ]] || return 1
+  pid=$(<"$file")
+  [[ $pid =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null || return 1
+  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q -- "--storage.tsdb.path=$STATE_DIR/prometheus" || return 1
+  printf '%s' "$pid"
+}
+
+start_prometheus() {
+  command -v prometheus >/dev/null 2>&1 || return 0
+  prometheus_pid >/dev/null && return 0
+  mkdir -p "$STATE_DIR/prometheus"
+  (cd "$REPO_ROOT/deploy/prometheus" && exec setsid prometheus --config.file=prometheus.yml \
+    --storage.tsdb.path="$STATE_DIR/prometheus" --web.listen-address="127.0.0.1:$PROMETHEUS_PORT" \
+    >>"$STATE_DIR/logs/prometheus.log" 2>&1) &
+  echo $! >"$STATE_DIR/run/prometheus.pid"
+}
+
+stop_prometheus() {
+  local pid
+  if pid=$(prometheus_pid); then
+    kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null || true
+    echo "  prometheus stopped"
+  fi
+  rm -f "$STATE_DIR/run/prometheus.pid"
+}
+
 cmd_start() {
   load_env
   "$PY" -m services.cli.credentials >/dev/null
   for name in "${SERVICES[@]}"; do start_one "$name"; done
+  start_prometheus
   wait_ready
   echo "services ready:"
   print_urls
@@ -114,12 +149,18 @@ print_urls() {
   Kafka             $KAFKA_BOOTSTRAP
   PostgreSQL        $DATABASE_URL
   credentials       $STATE_DIR/credentials.env   (source it: . .local/credentials.env)
+EOT
+  if prometheus_pid >/dev/null; then
+    echo "  Prometheus        http://127.0.0.1:$PROMETHEUS_PORT   (scrapes every service; alert rules loaded)"
+  fi
+  cat <<EOT
   logs              $STATE_DIR/logs/
 EOT
 }
 
 cmd_stop() {
   local i
+  stop_prometheus
   for ((i = ${#SERVICES[@]} - 1; i >= 0; i--)); do stop_one "${SERVICES[i]}"; done
 }
 

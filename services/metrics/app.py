@@ -25,7 +25,7 @@ _SOURCES = (cat.INCIDENT_AUDIT, cat.COMMUNICATIONS, cat.ALERTS_INTAKE, cat.DEAD_
 
 def build(settings: Settings, org: Organisation) -> faust.App:
     app = create_app(SERVICE, settings, web_port=settings.metrics_port, process_metrics=False)
-    app.conf.web_host = settings.metrics_host
+    app.conf.web_host = app.conf.web_bind = settings.metrics_host
     n = settings.topic_partitions
     for spec in _SOURCES:
         declare(app, spec, n)

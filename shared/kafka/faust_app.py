@@ -23,8 +23,8 @@ def create_app(service: str, settings: Settings, web_port: int | None = None, pr
         topic_replication_factor=1,
         # One worker per service locally; a standby needs a second worker to live on.
         table_standby_replicas=0,
-        web_host="127.0.0.1",
-        web_bind="127.0.0.1",
+        web_host=settings.faust_web_host,
+        web_bind=settings.faust_web_host,
         web_port=web_port or settings.faust_web_port_base + SERVICE_INDEX[service],
         datadir=str(datadir),
         autodiscover=False,

@@ -27,8 +27,6 @@ class Settings(BaseSettings):
     topic_partitions: int = Field(default=4, ge=1, le=256)
     data_dir: Path = REPO_ROOT / ".local" / "data"
     app_prefix: str = Field(default="incident", pattern=r"^[a-z][a-z0-9-]*$")
-    # Tells the workers of one service apart (static group membership): unique per process.
-    worker_id: str = Field(default="0", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
     # How often the escalation service looks for due deadlines.
     tick_seconds: float = Field(default=1.0, gt=0, le=60)
     # How long an API command waits for triage to apply it.

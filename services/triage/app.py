@@ -1,6 +1,7 @@
 """Triage: the single writer of incident state (composition root of the Faust app)."""
 from __future__ import annotations
 
+import hashlib
 import logging
 from datetime import datetime, timezone
 
@@ -118,7 +119,9 @@ def build(settings: Settings, org: Organisation) -> faust.App:
             correlations[key] = record.model_copy(update={"positions": positions}).model_dump(mode="json")
             return
         if isinstance(route, OpenNew):
-            opening = f"{message.origin.stream}:{message.origin.offset}"
+            # Hashed: the stream names a fingerprint, which is the source's text and may hold
+            # anything (PostgreSQL text refuses NUL).
+            opening = hashlib.sha256(f"{message.origin.stream}:{message.origin.offset}".encode()).hexdigest()
             incident_id = await allocate_incident_id(await pool.get(), opening, message.alert.received_at.date())
             envelope = open_command(message, incident_id, route.previous_incident_id)
             record = CorrelationRecord(incident_id=incident_id, status=None, version=0, positions=positions)

@@ -9,7 +9,6 @@ Transitions (the README has the same table):
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from .alerts import AlertAction, AlertRef, AlertStatus
@@ -34,11 +33,11 @@ from .commands import (
     SendReminder,
     UpdateActionItem,
 )
+from . import postmortems
+from .decisions import Context, NotFound, Rejected, require
 from .escalation import plan_for
 from .events import (
     Acknowledged,
-    ActionItemAdded,
-    ActionItemUpdated,
     AlertReceived,
     CommanderChanged,
     EscalationFailed,
@@ -47,9 +46,6 @@ from .events import (
     MitigationAdded,
     MttrTargetBreached,
     Opened,
-    PostmortemCompleted,
-    PostmortemCreated,
-    PostmortemEdited,
     Reopened,
     ReminderSent,
     Resolved,
@@ -58,7 +54,7 @@ from .events import (
     Closed,
     _Event,
 )
-from .incident import ActionItem, AttachedPlaybook, Incident, IncidentStatus, PlaybookStep, Postmortem
+from .incident import AttachedPlaybook, Incident, IncidentStatus, PlaybookStep
 from .organisation import Organisation, Severity
 from .rotations import on_call
 
@@ -71,26 +67,6 @@ T, A, M, R, C = (
 )
 LIVE = (T, A, M, R)
 
-
-class Rejected(Exception):
-    """The lifecycle forbids the command; the message says why (answered as 409)."""
-
-
-class NotFound(Exception):
-    """The command names an incident that does not exist (answered as 404)."""
-
-
-@dataclass(frozen=True)
-class Context:
-    now: datetime
-    org: Organisation
-    actor: str
-
-
-def _require(state: Incident, allowed: tuple[IncidentStatus, ...], action: str) -> None:
-    if state.status not in allowed:
-        names = ", ".join(s.value for s in allowed)
-        raise Rejected(f"cannot {action} an incident that is {state.status.value} (allowed from: {names})")
 
 
 def _mttr_target(org: Organisation, severity: Severity) -> float | None:
@@ -234,24 +210,24 @@ def _attach_alert(state: Incident, command: AttachAlert, ctx: Context) -> list[_
         )
         if not others_firing:
             events.append(Resolved(actor=actor, at=ctx.now, by_monitoring=True, note="every alert resolved"))
-            events.extend(_postmortem_on_resolve(state, ctx))
+            events.extend(postmortems.on_resolve(state, ctx))
     return events
 
 
 def _acknowledge(state: Incident, command: Acknowledge, ctx: Context) -> list[_Event]:
     if state.status in (A, M):
         raise Rejected(f"already acknowledged ({state.status.value})")
-    _require(state, (T,), "acknowledge")
+    require(state, (T,), "acknowledge")
     return [Acknowledged(actor=ctx.actor, at=ctx.now, note=command.note)]
 
 
 def _post_update(state: Incident, command: PostUpdate, ctx: Context) -> list[_Event]:
-    _require(state, LIVE, "post an update to")
+    require(state, LIVE, "post an update to")
     return [UpdatePosted(actor=ctx.actor, at=ctx.now, message=command.message)]
 
 
 def _add_mitigation(state: Incident, command: AddMitigation, ctx: Context) -> list[_Event]:
-    _require(state, (T, A, M), "add a mitigation to")
+    require(state, (T, A, M), "add a mitigation to")
     if command.playbook_step is not None:
         if state.playbook is None:
             raise Rejected("this incident has no playbook, so there is no step to tick")
@@ -267,7 +243,7 @@ def _add_mitigation(state: Incident, command: AddMitigation, ctx: Context) -> li
 
 
 def _add_evidence(state: Incident, command: AddEvidence, ctx: Context) -> list[_Event]:
-    _require(state, LIVE, "add evidence to")
+    require(state, LIVE, "add evidence to")
     if not command.url and not command.content:
         raise Rejected("evidence needs a url or a content")
     if command.content is not None and len(command.content.encode("utf-8")) > ctx.org.evidence_max_bytes:
@@ -286,7 +262,7 @@ def _add_evidence(state: Incident, command: AddEvidence, ctx: Context) -> list[_
 
 
 def _change_severity(state: Incident, command: ChangeSeverity, ctx: Context) -> list[_Event]:
-    _require(state, LIVE, "change the severity of")
+    require(state, LIVE, "change the severity of")
     if command.severity is state.severity:
         raise Rejected(f"severity is already {state.severity.value}")
     return [
@@ -302,7 +278,7 @@ def _change_severity(state: Incident, command: ChangeSeverity, ctx: Context) -> 
 
 
 def _change_commander(state: Incident, command: ChangeCommander, ctx: Context) -> list[_Event]:
-    _require(state, LIVE, "change the commander of")
+    require(state, LIVE, "change the commander of")
     if command.commander == state.commander:
         raise Rejected(f"{command.commander} is already the commander")
     return [
@@ -312,50 +288,23 @@ def _change_commander(state: Incident, command: ChangeCommander, ctx: Context) -
     ]
 
 
-def _postmortem_on_resolve(state: Incident, ctx: Context) -> list[_Event]:
-    policy = ctx.org.postmortem
-    if state.postmortem is not None or state.severity not in policy.required_severities:
-        return []
-    return [PostmortemCreated(actor="system", at=ctx.now, postmortem=_draft(state, ctx, required=True, resolving=True))]
-
-
-def _draft(state: Incident, ctx: Context, required: bool, resolving: bool = False) -> Postmortem:
-    timeline = [f"{m.at:%Y-%m-%d %H:%M:%S}Z {m.summary}" for m in state.milestones]
-    if resolving:  # the Resolved event of this same decision is not a milestone yet
-        timeline.append(f"{ctx.now:%Y-%m-%d %H:%M:%S}Z resolved")
-    return Postmortem(
-        required=required,
-        owner=state.commander,
-        created_at=ctx.now,
-        due_at=ctx.now + ctx.org.postmortem.due_after_for(state.team),
-        timeline=timeline,
-        impact=state.impact,
-    )
-
-
 def _resolve(state: Incident, command: Resolve, ctx: Context) -> list[_Event]:
     if state.status in (R, C):
         raise Rejected(f"already {state.status.value}")
-    return [Resolved(actor=ctx.actor, at=ctx.now, note=command.note), *_postmortem_on_resolve(state, ctx)]
+    return [Resolved(actor=ctx.actor, at=ctx.now, note=command.note), *postmortems.on_resolve(state, ctx)]
 
 
 def _close(state: Incident, command: Close, ctx: Context) -> list[_Event]:
-    _require(state, (R,), "close")
-    if state.requires_additional_actions and not _has_new_corrective_action(state):
+    require(state, (R,), "close")
+    if state.requires_additional_actions and not postmortems.has_new_corrective_action(state):
         raise Rejected(
             "this incident was reopened: add an additional corrective action item to its postmortem before closing it"
         )
     return [Closed(actor=ctx.actor, at=ctx.now, verification=command.verification)]
 
 
-def _has_new_corrective_action(state: Incident) -> bool:
-    if state.postmortem is None:
-        return False
-    return any(item.reopen_generation == state.reopen_count for item in state.postmortem.action_items)
-
-
 def _reopen(state: Incident, command: Reopen, ctx: Context) -> list[_Event]:
-    _require(state, (R, C), "reopen")
+    require(state, (R, C), "reopen")
     return [Reopened(actor=ctx.actor, at=ctx.now, reason=command.reason)]
 
 
@@ -398,63 +347,6 @@ def _reminder(state: Incident, command: SendReminder, ctx: Context) -> list[_Eve
     return [ReminderSent(actor="system", at=ctx.now, change="postmortem_overdue", due_at=command.due_at)]
 
 
-def _ensure_postmortem(state: Incident, ctx: Context) -> list[_Event]:
-    if state.postmortem is not None:
-        return []
-    required = state.severity in ctx.org.postmortem.required_severities or state.reopen_count > 0
-    return [PostmortemCreated(actor=ctx.actor, at=ctx.now, postmortem=_draft(state, ctx, required=required))]
-
-
-def _edit_postmortem(state: Incident, command: EditPostmortem, ctx: Context) -> list[_Event]:
-    fields = command.model_dump(exclude={"kind"}, exclude_none=True)
-    if not fields:
-        raise Rejected("nothing to change: give at least one postmortem field")
-    return [*_ensure_postmortem(state, ctx), PostmortemEdited(actor=ctx.actor, at=ctx.now, fields=fields)]
-
-
-def _add_action_item(state: Incident, command: AddActionItem, ctx: Context) -> list[_Event]:
-    created = _ensure_postmortem(state, ctx)
-    existing = len(state.postmortem.action_items) if state.postmortem is not None else 0
-    item = ActionItem(
-        item_id=f"AI-{existing + 1}",
-        title=command.title,
-        owner=command.owner,
-        due_date=command.due_date,
-        priority=command.priority,
-        created_at=ctx.now,
-        created_by=ctx.actor,
-        reopen_generation=state.reopen_count,
-    )
-    return [*created, ActionItemAdded(actor=ctx.actor, at=ctx.now, item=item)]
-
-
-def _update_action_item(state: Incident, command: UpdateActionItem, ctx: Context) -> list[_Event]:
-    items = state.postmortem.action_items if state.postmortem is not None else []
-    current = next((item for item in items if item.item_id == command.item_id), None)
-    if current is None:
-        raise NotFound(f"no action item {command.item_id}")
-    fields = command.model_dump(exclude={"kind", "item_id"}, exclude_none=True)
-    if not fields:
-        raise Rejected("nothing to change: give at least one action item field")
-    return [ActionItemUpdated(actor=ctx.actor, at=ctx.now, item=current.model_copy(update=fields))]
-
-
-def _complete_postmortem(state: Incident, command: CompletePostmortem, ctx: Context) -> list[_Event]:
-    postmortem = state.postmortem
-    if postmortem is None:
-        raise Rejected("there is no postmortem to complete")
-    if postmortem.status == "completed":
-        raise Rejected("the postmortem is already completed")
-    if state.status.is_open:
-        raise Rejected("resolve the incident before completing its postmortem")
-    missing = [name for name in ctx.org.postmortem.required_sections if not getattr(postmortem, name).strip()]
-    if missing:
-        raise Rejected(f"the postmortem needs these sections before it can be completed: {', '.join(missing)}")
-    if not postmortem.action_items:
-        raise Rejected("the postmortem needs at least one action item before it can be completed")
-    return [PostmortemCompleted(actor=ctx.actor, at=ctx.now)]
-
-
 _HANDLERS = {
     AttachAlert: _attach_alert,
     Acknowledge: _acknowledge,
@@ -469,10 +361,10 @@ _HANDLERS = {
     RecordEscalation: _record_escalation,
     MarkEscalationFailed: _escalation_failed,
     SendReminder: _reminder,
-    EditPostmortem: _edit_postmortem,
-    AddActionItem: _add_action_item,
-    UpdateActionItem: _update_action_item,
-    CompletePostmortem: _complete_postmortem,
+    EditPostmortem: postmortems.edit,
+    AddActionItem: postmortems.add_action_item,
+    UpdateActionItem: postmortems.update_action_item,
+    CompletePostmortem: postmortems.complete,
 }
 
 

@@ -6,7 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 
-from harness import wait_until
+from harness import read_topic, wait_until
 
 
 def _send(platform, key: str, batches: list[list[dict]]) -> list[int]:
@@ -26,6 +26,28 @@ def _counts(admin, names: set[str]) -> dict[str, tuple[str, int]]:
             assert name not in found, f"a second incident for {name}: {found[name][0]} and {summary['incident_id']}"
             found[name] = (summary["incident_id"], record["alert_count"])
     return found
+
+
+def _per_hop(names: set[str]) -> dict[str, int]:
+    """Distinct alerts of this storm seen on each hop: where a loss happened, if one did."""
+    def alert_ids(topic, pick):
+        found = set()
+        for message in read_topic(topic, timeout=5):
+            alert = pick(message)
+            if alert and (alert.get("labels") or {}).get("alertname") in names:
+                found.add(alert.get("alert_id") or f"{message['_partition']}:{message.get('_offset')}")
+        return len(found)
+
+    return {
+        "intake": len([m for m in read_topic("alerts.intake", timeout=5)
+                       if (m.get("labels") or {}).get("alertname") in names]),
+        "triage.alerts": alert_ids("triage.alerts", lambda m: m.get("alert")),
+        "triage.correlation": alert_ids("triage.correlation", lambda m: m.get("alert")),
+        "incident.commands": alert_ids("incident.commands", lambda m: (m.get("command") or {}).get("alert")),
+        "incident.audit": len({m["data"].get("alert_id") or m["event_id"] for m in read_topic("incident.audit", timeout=5)
+                               if m.get("change") in ("alert_attached", "opened")
+                               and (m["incident"].get("labels") or {}).get("alertname") in names}),
+    }
 
 
 def test_thousand_alerts_ten_fingerprints_exactly_ten_incidents_across_a_triage_kill(platform, tokens, admin, unique):
@@ -65,5 +87,5 @@ def test_thousand_alerts_ten_fingerprints_exactly_ten_incidents_across_a_triage_
     try:
         found = wait_until(settled, timeout=120, interval=1.0, what="1,000 alerts on 10 incidents")
     except AssertionError as exc:
-        raise AssertionError(f"{exc}; last seen: {last.get('found')}") from None
+        raise AssertionError(f"{exc}; last seen: {last.get('found')}; per hop: {_per_hop(set(names))}") from None
     assert {name: count for name, (_, count) in found.items()} == {name: 100 for name in names}

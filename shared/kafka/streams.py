@@ -1,10 +1,14 @@
 """Decoding stream events, and sending what cannot be processed to the dead-letter topic."""
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import datetime, timezone
 from typing import TypeVar
 
+import asyncpg
+from aiokafka.errors import KafkaError, KafkaTimeoutError, ProducerClosed
+from faust.exceptions import PartitionsMismatch
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from ..messages import DeadLetter, Origin
@@ -66,7 +70,16 @@ def send_model(topic, key: str, message: BaseModel):
     return topic.send(key=key.encode("utf-8"), value=encode(message))
 
 
-TRANSIENT = (OSError, ConnectionError)
+def transient(exc: BaseException) -> bool:
+    """A failure of a dependency (broker, database) rather than of the message: retry, never dead-letter."""
+    if isinstance(exc, (asyncpg.PostgresConnectionError, asyncpg.InterfaceError, PartitionsMismatch,
+                        OSError, ConnectionError)):
+        return True
+    if isinstance(exc, KafkaError):
+        # aiokafka calls a send that timed out in its buffer "not retriable"; for an agent it
+        # is the broker being slow, and the message must not be dead-lettered for it.
+        return exc.retriable or isinstance(exc, (KafkaTimeoutError, ProducerClosed))
+    return False
 
 
 async def process(event, handle, dead_letter_topic, service: str, retry_seconds: float = 1.0) -> None:
@@ -75,19 +88,15 @@ async def process(event, handle, dead_letter_topic, service: str, retry_seconds:
     An exception must never crash the agent: Faust would acknowledge the message
     and it would be lost without a trace.
     """
-    import asyncio
-
-    import asyncpg
-    from faust.exceptions import PartitionsMismatch
-
     while True:
         try:
             await handle(event)
             return
-        except (asyncpg.PostgresConnectionError, asyncpg.InterfaceError, PartitionsMismatch, *TRANSIENT) as exc:
-            log.warning("%s: dependency unavailable (%s); retrying", service, exc)
-            await asyncio.sleep(retry_seconds)
         except Exception as exc:  # noqa: BLE001 - everything else is poison for this message
+            if transient(exc):
+                log.warning("%s: dependency unavailable (%s); retrying", service, exc)
+                await asyncio.sleep(retry_seconds)
+                continue
             log.exception("%s: failed to process a message", service)
             if event.message.topic == dead_letter_topic.get_topic_name():
                 return  # never dead-letter a dead letter: that would loop forever
@@ -110,8 +119,6 @@ class Outbox:
         self._pending.append(await send_model(topic, key, message))
 
     async def confirm(self) -> None:
-        import asyncio
-
         pending, self._pending = self._pending, []
         if pending:
             await asyncio.gather(*pending)

@@ -46,4 +46,6 @@ topics: setup
 	@$(PY) -m shared.catalogue
 
 clean: down
+	@bash deploy/scripts/stack.sh reset --profile local >/dev/null
+	@bash deploy/scripts/stack.sh reset --profile test >/dev/null
 	rm -rf .local

@@ -7,35 +7,35 @@ from typing import Callable
 
 import faust
 
-from shared.catalogue import TopicSpec, all_topics
+from shared.catalogue import all_topics
 from shared.config_loader import load_organisation
 from shared.domain.organisation import Organisation
+from shared.kafka import health
 from shared.kafka.admin import ensure_topics
-from shared.messages import DeadLetter
 from shared.settings import Settings, load_settings
 
-
-def changelog_specs(app: faust.App) -> list[TopicSpec]:
-    """The tables' changelog topics, so they exist (compacted, co-partitioned) before any event."""
-    return [
-        TopicSpec(
-            table.changelog_topic.get_topic_name(), "table key", DeadLetter, (app.conf.id,), (app.conf.id,),
-            f"changelog of table {table.name}", compacted=True,
-        )
-        for table in app.tables.values()
-    ]
+from .entry import run_main
+from .topology import faust_internal_topics
 
 
 def run_faust_service(service: str, build: Callable[[Settings, Organisation], faust.App]) -> None:
+    run_main(lambda: _run(service, build))
+
+
+def _run(service: str, build: Callable[[Settings, Organisation], faust.App]) -> None:
     settings = load_settings()
     logging.basicConfig(
         level=settings.log_level, format=f"%(asctime)s {service} %(levelname)s %(name)s: %(message)s"
     )
     org = load_organisation(settings.incident_config)
     app = build(settings, org)
-    # Created up front: Faust would create changelogs itself, but an event processed
-    # before their metadata arrives fails with PartitionsMismatch.
-    asyncio.run(ensure_topics(settings.kafka_bootstrap, [*all_topics(org), *changelog_specs(app)],
-                              settings.topic_partitions))
+    health.install(app, service, settings)
+    # Created up front, Faust's own topics included (make up and the harness have usually
+    # done it already; this covers a service started alone, as in docker compose).
+    try:
+        asyncio.run(ensure_topics(settings.kafka_bootstrap, [*all_topics(org), *faust_internal_topics(app)],
+                                  settings.topic_partitions))
+    except TimeoutError as exc:
+        raise SystemExit(f"{service}: {exc}") from None
     worker = faust.Worker(app, loglevel=settings.log_level, quiet=True)
     worker.execute_from_commandline()

@@ -26,6 +26,7 @@ class TopicSpec:
     partitions: str | int = KEYED
     public: bool = False
     compacted: bool = False
+    configs: tuple[tuple[str, str], ...] = ()  # topic configs set at creation (retention, ...)
 
     def partition_count(self, default: int) -> int:
         return default if self.partitions == KEYED else int(self.partitions)
@@ -86,6 +87,12 @@ DEAD_LETTER = TopicSpec(
     ("triage", "escalation", "notification", "metrics", "ingestion (recorder)"), ("metrics", "operators"),
     "Poison messages: what could not be processed, where it came from and why.", public=True,
 )
+HEALTH_PROBES = TopicSpec(
+    "health.probes", "service", m.Probe,
+    ("every service",), ("every service",),
+    "Readiness probes: each service sends one through its own producer and waits for its own consumer to see it.",
+    configs=(("retention.ms", "3600000"),),
+)
 
 INTERNAL_AND_FIXED: tuple[TopicSpec, ...] = (
     ALERTS_INTAKE,
@@ -99,6 +106,7 @@ INTERNAL_AND_FIXED: tuple[TopicSpec, ...] = (
     WEBHOOK_RETRIES,
     NOTIFICATIONS_DEAD_LETTER,
     DEAD_LETTER,
+    HEALTH_PROBES,
 )
 
 

@@ -244,3 +244,11 @@ class DeadlineCheck(BaseModel):
 
     incident_id: str
     due: datetime
+
+
+class Probe(BaseModel):
+    """A readiness probe: sent by a service through its own producer, seen by its own consumer."""
+
+    probe_id: str
+    service: str
+    sent_at: datetime

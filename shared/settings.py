@@ -31,6 +31,9 @@ class Settings(BaseSettings):
     tick_seconds: float = Field(default=1.0, gt=0, le=60)
     # How long an API command waits for triage to apply it.
     command_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    # A commit or producer flush that has not finished in this long, while the broker
+    # accepts connections, makes the service exit to be restarted (see shared/kafka/liveness.py).
+    liveness_seconds: float = Field(default=30.0, ge=2, le=600)
     log_level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
 
 

@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # The five services as background processes (make up / make down) or in the
-# foreground (make run). Stops exactly what it started, by PID.
+# foreground (make run), each under services/supervisor.py, which restarts it when
+# it crashes or its liveness watchdog finds it stalled. Stops exactly what it
+# started, by PID.
 #
-# Usage: deploy/scripts/services.sh <start|stop|status|run> [--profile local]
-# Logs: .local/logs/<service>.log   PIDs: .local/run/<service>.pid
+# Usage: deploy/scripts/services.sh <start|stop|status|urls> [--profile local]
+# Logs: .local/logs/<service>.log   PIDs: .local/run/<service>.pid (the supervisor),
+# .local/run/<service>.child.pid (the service process itself)
 set -Eeuo pipefail
 REPO_ROOT=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/../.." && pwd -P)
 STATE_DIR=$REPO_ROOT/.local
@@ -30,7 +33,7 @@ running_pid() {
   [[ -f $file ]] || return 1
   pid=$(<"$file")
   [[ $pid =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null || return 1
-  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q -- "-m services.$1" || return 1
+  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q -- "-m services.supervisor $1 " || return 1
   grep -q "^State:.*Z" "/proc/$pid/status" 2>/dev/null && return 1
   printf '%s' "$pid"
 }
@@ -43,12 +46,19 @@ load_env() {
   export INGESTION_PORT=${INGESTION_PORT:-8080} METRICS_PORT=${METRICS_PORT:-9108}
 }
 
-ready() {
+readyz_url() {
+  # Each service's end-to-end readiness: a probe through its own producer and consumer.
+  local base=${FAUST_WEB_PORT_BASE:-6066}
   case $1 in
-    ingestion) curl -fsS "http://127.0.0.1:$INGESTION_PORT/readyz" >/dev/null 2>&1 ;;
-    *) grep -q '\[\^Worker\]: Ready' "$STATE_DIR/logs/$1.log" 2>/dev/null ;;
+    ingestion) echo "http://127.0.0.1:$INGESTION_PORT/readyz" ;;
+    triage) echo "http://127.0.0.1:$base/readyz" ;;
+    escalation) echo "http://127.0.0.1:$((base + 1))/readyz" ;;
+    notification) echo "http://127.0.0.1:$((base + 2))/readyz" ;;
+    metrics) echo "http://127.0.0.1:$METRICS_PORT/readyz" ;;
   esac
 }
+
+ready() { curl -fsS -m 8 "$(readyz_url "$1")" >/dev/null 2>&1; }
 
 start_one() {
   local name=$1 pid
@@ -57,7 +67,8 @@ start_one() {
     return 0
   fi
   : >"$STATE_DIR/logs/$name.log"
-  (cd "$REPO_ROOT" && exec setsid "$PY" -m "services.$name" >>"$STATE_DIR/logs/$name.log" 2>&1) &
+  (cd "$REPO_ROOT" && exec setsid "$PY" -m services.supervisor "$name" \
+    --child-pidfile "$STATE_DIR/run/$name.child.pid" >>"$STATE_DIR/logs/$name.log" 2>&1) &
   echo $! >"$(pidfile "$name")"
 }
 
@@ -72,7 +83,10 @@ wait_ready() {
     ((${#pending[@]} == 0)) && return 0
     if ((SECONDS > deadline)); then
       echo "services.sh: not ready after ${READY_TIMEOUT}s: ${pending[*]}" >&2
-      for name in "${pending[@]}"; do tail -n 20 "$STATE_DIR/logs/$name.log" >&2; done
+      for name in "${pending[@]}"; do
+        echo "  $name: $(curl -sS -m 8 "$(readyz_url "$name")" 2>&1)" >&2
+        tail -n 20 "$STATE_DIR/logs/$name.log" >&2
+      done
       return 1
     fi
     sleep 0.5 # polling for readiness, bounded by the deadline above
@@ -134,11 +148,14 @@ stop_prometheus() {
 
 cmd_start() {
   load_env
+  local started=$SECONDS
   "$PY" -m services.cli.credentials >/dev/null
+  # Every topic, Faust's internal ones included, exists with a leader before any service starts.
+  (cd "$REPO_ROOT" && "$PY" -m services.topology)
   for name in "${SERVICES[@]}"; do start_one "$name"; done
   start_prometheus
   wait_ready
-  echo "services ready:"
+  echo "services ready in $((SECONDS - started))s (each passed its end-to-end probe):"
   print_urls
 }
 
@@ -165,9 +182,17 @@ cmd_stop() {
 }
 
 cmd_status() {
-  local rc=0 name pid
+  local rc=0 name pid child health
+  load_env
   for name in "${SERVICES[@]}"; do
-    if pid=$(running_pid "$name"); then echo "  $name running (pid $pid)"; else echo "  $name stopped"; rc=3; fi
+    if pid=$(running_pid "$name"); then
+      child=$(cat "$STATE_DIR/run/$name.child.pid" 2>/dev/null || echo "?")
+      health=$(curl -sS -m 8 "$(readyz_url "$name")" 2>&1) || rc=4
+      echo "  $name running (supervisor $pid, process $child): $health"
+    else
+      echo "  $name stopped"
+      rc=3
+    fi
   done
   return $rc
 }

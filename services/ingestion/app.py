@@ -1,6 +1,7 @@
 """Ingestion: the HTTP edge (FastAPI) with an aiokafka producer and the PostgreSQL recorder."""
 from __future__ import annotations
 
+import asyncio
 import logging
 from contextlib import asynccontextmanager
 
@@ -10,13 +11,14 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field
 
 from shared.auth import Permission, Role
-from shared.catalogue import all_topics
+from shared import catalogue as cat
 from shared.db.migrate import migrate
 from shared.db.pool import create_pool
 from shared.db.tokens import create_token
 from shared.domain.organisation import Organisation
-from shared.kafka.admin import ensure_topics
 from shared.kafka.json_producer import JsonProducer
+from shared.kafka.liveness import STALLS, Watchdog
+from shared.kafka.probes import Probes
 from shared.settings import Settings
 
 from . import errors, incidents, intake, openapi
@@ -35,19 +37,21 @@ class TokenRequest(BaseModel):
 def create_app(settings: Settings, org: Organisation) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        await ensure_topics(settings.kafka_bootstrap, all_topics(org), settings.topic_partitions)
         pool = await create_pool(settings.database_url)
         async with pool.acquire() as conn:
             await migrate(conn)
         producer = JsonProducer(settings.kafka_bootstrap, client_id=f"{settings.app_prefix}-ingestion")
         await producer.start()
-        recorder = Recorder(settings.kafka_bootstrap, f"{settings.app_prefix}-recorder", pool, producer)
+        recorder = Recorder(settings.kafka_bootstrap, f"{settings.app_prefix}-recorder", pool, producer,
+                            Probes("ingestion"))
         await recorder.start()
         app.state.runtime = Runtime(settings=settings, org=org, pool=pool, producer=producer, recorder=recorder)
-        log.info("ingestion ready on http://%s:%s", settings.ingestion_host, settings.ingestion_port)
+        watchdog = asyncio.create_task(Watchdog(settings.kafka_bootstrap, settings.liveness_seconds, "ingestion").run())
+        log.info("ingestion listening on http://%s:%s", settings.ingestion_host, settings.ingestion_port)
         try:
             yield
         finally:
+            watchdog.cancel()
             await recorder.stop()
             await producer.stop()
             await pool.close()
@@ -66,7 +70,8 @@ def create_app(settings: Settings, org: Organisation) -> FastAPI:
     async def healthz() -> dict:
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["health"], summary="Connected to Kafka and PostgreSQL, recorder running")
+    @app.get("/readyz", tags=["health"],
+             summary="Kafka and PostgreSQL reachable, and a probe went through the producer and the recorder")
     async def readyz(request: Request):
         rt: Runtime = request.app.state.runtime
         kafka = await rt.producer.connected()
@@ -76,8 +81,17 @@ def create_app(settings: Settings, org: Organisation) -> FastAPI:
             database = True
         except Exception:  # noqa: BLE001 - readiness reports, never raises
             database = False
-        body = {"kafka": kafka, "database": database, "recorder": rt.recorder.healthy}
-        ready = all(body.values())
+        body: dict = {"kafka": kafka, "database": database, "recorder": rt.recorder.healthy}
+        stalled = STALLS.oldest()
+        if stalled is not None and stalled[1] > settings.liveness_seconds:
+            body["reason"] = f"unhealthy: {stalled[0]} running for {stalled[1]:.0f}s"
+        elif kafka and rt.recorder.healthy:
+            async def send(probe, partition):
+                await rt.producer.send(cat.HEALTH_PROBES.name, "ingestion", probe, partition=partition)
+
+            probe = await rt.recorder.probes.round_trip(rt.recorder.probe_partitions(), send)
+            body["probe"] = probe
+        ready = all(body[k] for k in ("kafka", "database", "recorder")) and body.get("probe", {}).get("ready", False)
         return JSONResponse({"status": "ready" if ready else "not ready", **body}, status_code=200 if ready else 503)
 
     @app.get("/metrics", tags=["health"], summary="This process's own Prometheus metrics", include_in_schema=False)

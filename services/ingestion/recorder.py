@@ -16,8 +16,10 @@ from pydantic import ValidationError
 from shared import catalogue as cat
 from shared.db.records import record_communication, record_event, record_result
 from shared.kafka.json_producer import JsonProducer
+from shared.kafka.liveness import STALLS
+from shared.kafka.probes import Probes
 from shared.kafka.streams import describe_error
-from shared.messages import AuditEvent, CommandResult, CommunicationRecord, DeadLetter
+from shared.messages import AuditEvent, CommandResult, CommunicationRecord, DeadLetter, Probe
 
 log = logging.getLogger("recorder")
 
@@ -46,9 +48,11 @@ def _without_nul(raw: bytes) -> bytes:
 
 
 class Recorder:
-    def __init__(self, bootstrap: str, group: str, pool: asyncpg.Pool, producer: JsonProducer) -> None:
+    def __init__(self, bootstrap: str, group: str, pool: asyncpg.Pool, producer: JsonProducer, probes: Probes) -> None:
+        self.probes = probes
         self._consumer = AIOKafkaConsumer(
             *_MODELS,
+            cat.HEALTH_PROBES.name,
             bootstrap_servers=bootstrap,
             group_id=group,
             enable_auto_commit=False,
@@ -76,13 +80,30 @@ class Recorder:
     def healthy(self) -> bool:
         return self._task is not None and not self._task.done()
 
+    def probe_partitions(self) -> list[int]:
+        return [tp.partition for tp in self._consumer.assignment() if tp.topic == cat.HEALTH_PROBES.name]
+
     async def _run(self) -> None:
         while True:
             batches = await self._consumer.getmany(timeout_ms=500, max_records=500)
-            records = [record for partition in batches.values() for record in partition]
+            records = []
+            for partition in batches.values():
+                for record in partition:
+                    if record.topic == cat.HEALTH_PROBES.name:
+                        self._probe_seen(record)
+                    else:
+                        records.append(record)
             if records:
                 await self._write_batch(records)
-                await self._consumer.commit()
+            if batches:
+                with STALLS.watch("recorder offset commit"):
+                    await self._consumer.commit()
+
+    def _probe_seen(self, record) -> None:
+        try:
+            self.probes.seen(Probe.model_validate_json(record.value))
+        except (ValidationError, ValueError):
+            pass  # not a probe of ours: the probe topic carries nothing else worth keeping
 
     async def _write_batch(self, records: list) -> None:
         """One transaction per fetched batch (one commit, not one per event); a row

@@ -7,6 +7,7 @@ import faust
 from prometheus_client import generate_latest
 
 from ..catalogue import TopicSpec
+from . import faust_fixes
 from ..settings import Settings
 
 SERVICE_INDEX = {"triage": 0, "escalation": 1, "notification": 2, "metrics": 3}
@@ -105,7 +106,12 @@ def guarded_agent(app: faust.App, channel, handle, dead_letter_topic, service: s
 
     async def agent(stream):
         async for event in stream.events():
+            if not faust_fixes.admit(app.consumer, event.message):
+                continue  # out of order: left unhandled, read again once its partition is rewound
             await process(event, handle, dead_letter_topic, service)
+            faust_fixes.handled(event.message)
 
     agent.__doc__ = handle.__doc__
+    faust_fixes.guard_topics(channel)
     return app.agent(channel, name=f"{service}.{handle.__name__}", concurrency=1)(agent)
+

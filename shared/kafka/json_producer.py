@@ -4,6 +4,8 @@ from __future__ import annotations
 from aiokafka import AIOKafkaProducer
 from pydantic import BaseModel
 
+from .liveness import STALLS
+
 
 def encode(message: BaseModel) -> bytes:
     return message.model_dump_json().encode("utf-8")
@@ -26,16 +28,18 @@ class JsonProducer:
     async def stop(self) -> None:
         await self._producer.stop()
 
-    async def send(self, topic: str, key: str, message: BaseModel) -> None:
-        await self._producer.send_and_wait(topic, encode(message), key=key.encode("utf-8"))
+    async def send(self, topic: str, key: str, message: BaseModel, partition: int | None = None) -> None:
+        with STALLS.watch(f"producer send to {topic}"):
+            await self._producer.send_and_wait(topic, encode(message), key=key.encode("utf-8"), partition=partition)
 
     async def send_many(self, topic: str, items: list[tuple[str, BaseModel]]) -> None:
         """Send a batch and wait until every message is acknowledged."""
-        futures = [
-            await self._producer.send(topic, encode(message), key=key.encode("utf-8")) for key, message in items
-        ]
-        for future in futures:
-            await future
+        with STALLS.watch(f"producer send to {topic}"):
+            futures = [
+                await self._producer.send(topic, encode(message), key=key.encode("utf-8")) for key, message in items
+            ]
+            for future in futures:
+                await future
 
     async def connected(self) -> bool:
         try:

@@ -13,6 +13,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from ..messages import DeadLetter, Origin
 from .json_producer import encode
+from .liveness import STALLS
 
 log = logging.getLogger(__name__)
 M = TypeVar("M")
@@ -121,4 +122,5 @@ class Outbox:
     async def confirm(self) -> None:
         pending, self._pending = self._pending, []
         if pending:
-            await asyncio.gather(*pending)
+            with STALLS.watch("producer confirmation of an agent's output"):
+                await asyncio.gather(*pending)

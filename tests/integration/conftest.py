@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import asyncio
-import signal
 import os
+import signal
+import subprocess
+import sys
 import uuid
 from pathlib import Path
 
@@ -38,6 +40,8 @@ def platform() -> Platform:
     signal.signal(signal.SIGTERM, _interrupt)
     running = Platform(env=env, logs=logs)
     os.environ.update({k: env[k] for k in ("INCIDENT_CONFIG",)})
+    # Every topic, Faust's own included, exists with a leader before any service starts.
+    subprocess.run([sys.executable, "-m", "services.topology"], cwd=REPO, env=env, check=True, timeout=120)
     for name in ("ingestion", "triage", "escalation", "notification", "metrics"):
         running.start(name)
     try:

@@ -81,6 +81,7 @@ def read_topic(topic: str, predicate: Callable[[dict], bool] | None = None, *, u
                                 continue  # poison some test produced on purpose: not a JSON message
                             value["_key"] = record.key.decode() if record.key else None
                             value["_partition"] = record.partition
+                            value["_offset"] = record.offset
                             if predicate is None or predicate(value):
                                 matches.append(value)
                 if until is None or until(matches) or time.monotonic() > deadline:
@@ -143,35 +144,71 @@ class Platform:
         return self.logs / f"{name}.log"
 
     def start(self, name: str) -> None:
+        """Start ``name`` under the supervisor (as make up does): a crash or a kill is restarted."""
         path = self.log_path(name)
         self.log_offsets[name] = path.stat().st_size if path.exists() else 0
         handle = open(path, "ab")  # noqa: SIM115 - kept open for the child's lifetime
+        self.child_pidfile(name).unlink(missing_ok=True)
         self.procs[name] = subprocess.Popen(
-            [sys.executable, "-m", f"services.{name}"], cwd=REPO, env=self.env, stdout=handle, stderr=subprocess.STDOUT,
-            start_new_session=True,
+            [sys.executable, "-m", "services.supervisor", name, "--child-pidfile", str(self.child_pidfile(name))],
+            cwd=REPO, env=self.env, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True,
         )
         # test.sh stops whatever is listed here if pytest itself is killed.
         with open(self.logs.parent / "run" / "harness.pids", "a") as pids:
             pids.write(f"{self.procs[name].pid}\n")
 
-    def ready(self, name: str) -> bool:
+    def child_pidfile(self, name: str) -> Path:
+        return self.logs.parent / "run" / f"{name}.child.pid"
+
+    def child_pid(self, name: str) -> int | None:
+        """The PID of the service process itself (the supervisor's child), if it is running."""
+        try:
+            pid = int(self.child_pidfile(name).read_text().strip())
+        except (OSError, ValueError):
+            return None
+        try:
+            os.kill(pid, 0)
+        except OSError:
+            return None
+        return pid
+
+    def readyz_url(self, name: str) -> str:
+        if name == "ingestion":
+            return f"{self.api_url}/readyz"
+        if name == "metrics":
+            return f"http://127.0.0.1:{self.env['METRICS_PORT']}/readyz"
+        index = ("triage", "escalation", "notification").index(name)
+        return f"http://127.0.0.1:{int(self.env['FAUST_WEB_PORT_BASE']) + index}/readyz"
+
+    def readiness(self, name: str) -> tuple[bool, str]:
+        """Whether ``name`` passes its end-to-end readiness probe, and why not."""
         proc = self.procs[name]
         if proc.poll() is not None:
-            raise AssertionError(f"{name} exited with {proc.returncode}:\n{self.tail(name)}")
-        if name == "ingestion":
-            try:
-                return httpx.get(f"{self.api_url}/readyz", timeout=2).status_code == 200
-            except httpx.HTTPError:
-                return False
-        with open(self.log_path(name), "rb") as handle:
-            handle.seek(self.log_offsets[name])
-            return b"[^Worker]: Ready" in handle.read()
+            raise AssertionError(f"{name}'s supervisor exited with {proc.returncode}:\n{self.tail(name)}")
+        try:
+            response = httpx.get(self.readyz_url(name), timeout=8)
+        except httpx.HTTPError as exc:
+            return False, f"{type(exc).__name__} from {self.readyz_url(name)}"
+        return response.status_code == 200, response.text[:300]
+
+    def ready(self, name: str) -> bool:
+        return self.readiness(name)[0]
 
     def wait_ready(self, *names: str, timeout: float = 120.0) -> None:
         for name in names or SERVICES:
-            wait_until(lambda n=name: self.ready(n), timeout=timeout, interval=0.2, what=f"{name} to be ready")
+            last = {"why": "never asked"}
+
+            def probe(n=name):
+                ok, last["why"] = self.readiness(n)
+                return ok
+
+            try:
+                wait_until(probe, timeout=timeout, interval=0.2, what=f"{name} to be ready")
+            except AssertionError as exc:
+                raise AssertionError(f"{exc}; its last readiness answer: {last['why']}\n{self.tail(name)}") from None
 
     def stop(self, name: str, sig: int = signal.SIGTERM, timeout: float = 30.0) -> None:
+        """Stop ``name`` and its supervisor (SIGTERM: a clean stop)."""
         proc = self.procs.get(name)
         if proc is None or proc.poll() is not None:
             return
@@ -182,9 +219,21 @@ class Platform:
             proc.kill()
             proc.wait(timeout=10)
 
+    def kill(self, name: str, sig: int = signal.SIGKILL, timeout: float = 30.0) -> int:
+        """Kill the service process itself with ``sig``, as a crash would; the supervisor
+        starts a new one. Returns the new PID (readiness is the caller's to wait for)."""
+        old = self.child_pid(name)
+        assert old is not None, f"{name} is not running"
+        os.kill(old, sig)
+        return wait_until(lambda: (pid := self.child_pid(name)) not in (None, old) and pid, timeout=timeout,
+                          what=f"the supervisor to restart {name}")
+
     def restart(self, name: str, sig: int = signal.SIGTERM) -> None:
-        self.stop(name, sig)
-        self.start(name)
+        if sig == signal.SIGKILL:
+            self.kill(name)
+        else:
+            self.stop(name, sig)
+            self.start(name)
         self.wait_ready(name)
 
     def stop_all(self) -> None:

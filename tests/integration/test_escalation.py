@@ -145,8 +145,7 @@ def test_escalation_service_killed_mid_wait_pages_the_next_level_once_on_time(pl
     # The deadline is durable once it is in the table's changelog: kill the service then.
     wait_until(lambda: _changelog_says(platform, incident_id, lambda e: e["level"] == 0),
                what="the deadline in the changelog")
-    platform.stop("escalation", sig=signal.SIGKILL)
-    platform.start("escalation")
+    platform.kill("escalation", signal.SIGKILL)
     platform.wait_ready("escalation")
 
     events = wait_audit(incident_id, lambda ev: len(escalated(ev)) >= 2, timeout=DURABLE_TIMEOUT + 20,

@@ -21,11 +21,11 @@ def test_a_bad_organisation_file_names_the_field(service, tmp_path):
     bad = tmp_path / "organisation.yaml"
     bad.write_text("teams: {ops: {rotation: nobody}}\nservices: {}\nfallback_team: ops\nsecurity_team: ops\n")
     result = _run(service, INCIDENT_CONFIG=str(bad), KAFKA_BOOTSTRAP="127.0.0.1:1")
-    assert result.returncode == 1
+    assert result.returncode == 78  # EX_CONFIG: the supervisor does not restart it
     assert "teams.ops.rotation: unknown rotation 'nobody'" in result.stderr
 
 
 def test_a_bad_environment_value_names_the_variable():
     result = _run("ingestion", INGESTION_PORT="eighty")
-    assert result.returncode == 1
+    assert result.returncode == 78  # EX_CONFIG: the supervisor does not restart it
     assert "INGESTION_PORT" in result.stderr

@@ -1,0 +1,105 @@
+"""An agent takes a partition's messages strictly in offset order; a hole is read again."""
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+import pytest
+from faust.types import TP
+
+from shared.kafka import faust_fixes
+
+
+@dataclass
+class FakeConsumer:
+    committed: dict = field(default_factory=dict)
+    seeks: list = field(default_factory=list)
+    should_stop: bool = False
+
+    @property
+    def _committed_offset(self):
+        return self.committed
+
+    def assignment(self):
+        return {TP("triage.alerts", 0), TP("alerts.intake", 0)}
+
+    async def seek(self, tp, offset):
+        self.seeks.append((tp.topic, tp.partition, offset))
+
+
+@dataclass
+class Message:
+    topic: str
+    partition: int
+    offset: int
+    generation_id: int = 1
+
+    @property
+    def tp(self):
+        return TP(self.topic, self.partition)
+
+
+@pytest.fixture(autouse=True)
+def fresh_state():
+    for state in (faust_fixes._NEXT, faust_fixes._REWIND, faust_fixes._HOLES, faust_fixes._REWOUND):
+        state.clear()
+    faust_fixes._HELD.clear()
+    faust_fixes._FRESH.clear()
+    yield
+
+
+def _run(consumer, offsets, topic="triage.alerts", generation=1):
+    async def go():
+        taken = [o for o in offsets if faust_fixes.admit(consumer, Message(topic, 0, o, generation))]
+        await asyncio.sleep(0.01)  # let the scheduled rewind run
+        return taken
+
+    return asyncio.run(go())
+
+
+def test_in_order_messages_are_all_taken():
+    consumer = FakeConsumer(committed={TP("triage.alerts", 0): 10})
+    assert _run(consumer, [10, 11, 12, 13]) == [10, 11, 12, 13]
+    assert consumer.seeks == []
+
+
+def test_a_hole_holds_back_what_follows_and_rewinds_once_to_its_start():
+    consumer = FakeConsumer(committed={TP("triage.alerts", 0): 10})
+    assert _run(consumer, [10, 11, 15, 16, 17]) == [10, 11]
+    assert consumer.seeks == [("triage.alerts", 0, 12)]
+    # What the rewind brings comes in order; the copies of 15.. are then taken once more.
+    assert _run(consumer, [12, 13, 14, 15, 16, 17]) == [12, 13, 14, 15, 16, 17]
+
+
+def test_messages_read_again_are_taken_for_the_handler_to_recognise():
+    consumer = FakeConsumer(committed={TP("triage.alerts", 0): 10})
+    assert _run(consumer, [10, 11, 12, 10, 11, 12, 13]) == [10, 11, 12, 10, 11, 12, 13]
+
+
+def test_a_new_generation_starts_from_the_committed_offset():
+    consumer = FakeConsumer(committed={TP("triage.alerts", 0): 10})
+    assert _run(consumer, [10, 11, 12]) == [10, 11, 12]
+    consumer.committed[TP("triage.alerts", 0)] = 11
+    assert _run(consumer, [11, 12, 13], generation=2) == [11, 12, 13]
+    # The first message of a generation already beyond the commit is a hole.
+    consumer.committed[TP("triage.alerts", 0)] = 14
+    assert _run(consumer, [16], generation=3) == []
+    assert consumer.seeks == [("triage.alerts", 0, 14)]
+
+
+def test_on_our_own_topics_a_hole_is_never_given_up(monkeypatch):
+    consumer = FakeConsumer(committed={TP("triage.alerts", 0): 10})
+    monkeypatch.setattr(faust_fixes, "MARKER_SECONDS", 0.0)
+    monkeypatch.setattr(faust_fixes, "REWIND_PATIENCE", 0.0)
+    for _ in range(10):
+        assert _run(consumer, [12]) == []
+    assert len(consumer.seeks) == 10
+
+
+def test_on_the_intake_topic_offsets_that_never_come_are_taken_for_transaction_markers(monkeypatch):
+    consumer = FakeConsumer(committed={TP("alerts.intake", 0): 10})
+    monkeypatch.setattr(faust_fixes, "MARKER_SECONDS", 0.0)
+    monkeypatch.setattr(faust_fixes, "REWIND_PATIENCE", 0.0)
+    results = [_run(consumer, [12, 13], topic="alerts.intake") for _ in range(4)]
+    assert results[:3] == [[], [], []] and results[3] == [12, 13]
+    assert len(consumer.seeks) == 3

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from typing import Callable
 
 import faust
@@ -32,6 +33,10 @@ def run_faust_service(service: str, build: Callable[[Settings, Organisation], fa
         level=settings.log_level, format=f"%(asctime)s {service} %(levelname)s %(name)s: %(message)s"
     )
     org = load_organisation(settings.incident_config)
+    # WEB_PORT and WEB_HOST are the web console's; Faust would take them for its own web
+    # server over the port it is given (FAUST_WEB_PORT_BASE), so they are not Faust's to see.
+    for name in ("WEB_PORT", "WEB_HOST", "WEB_BIND"):
+        os.environ.pop(name, None)
     app = build(settings, org)
     # Created up front: Faust would create changelogs itself, but an event processed
     # before their metadata arrives fails with PartitionsMismatch.

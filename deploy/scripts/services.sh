@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The five services as background processes (make up / make down) or in the
+# The six services (five and the web console) as background processes (make up / make down) or in the
 # foreground (make run). Stops exactly what it started, by PID.
 #
 # Usage: deploy/scripts/services.sh <start|stop|status|run> [--profile local]
@@ -8,7 +8,7 @@ set -Eeuo pipefail
 REPO_ROOT=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/../.." && pwd -P)
 STATE_DIR=$REPO_ROOT/.local
 PY=$STATE_DIR/venv/bin/python
-SERVICES=(ingestion triage escalation notification metrics)
+SERVICES=(ingestion triage escalation notification metrics web)
 READY_TIMEOUT=${READY_TIMEOUT:-120}
 
 COMMAND=${1:-}
@@ -40,12 +40,13 @@ load_env() {
   # shellcheck disable=SC1091
   . "$STATE_DIR/stack.env"
   export DATA_DIR=${DATA_DIR:-$STATE_DIR/data}
-  export INGESTION_PORT=${INGESTION_PORT:-8080} METRICS_PORT=${METRICS_PORT:-9108}
+  export INGESTION_PORT=${INGESTION_PORT:-8080} METRICS_PORT=${METRICS_PORT:-9108} WEB_PORT=${WEB_PORT:-8090}
 }
 
 ready() {
   case $1 in
     ingestion) curl -fsS "http://127.0.0.1:$INGESTION_PORT/readyz" >/dev/null 2>&1 ;;
+    web) curl -fsS "http://127.0.0.1:$WEB_PORT/readyz" >/dev/null 2>&1 ;;
     *) grep -q '\[\^Worker\]: Ready' "$STATE_DIR/logs/$1.log" 2>/dev/null ;;
   esac
 }
@@ -144,6 +145,7 @@ cmd_start() {
 
 print_urls() {
   cat <<EOT
+  web console       http://127.0.0.1:$WEB_PORT   (sign in with a token from the credentials file)
   API (ingestion)   http://127.0.0.1:$INGESTION_PORT   (OpenAPI: /openapi.json, health: /healthz, /readyz)
   metrics           http://127.0.0.1:$METRICS_PORT/metrics
   Kafka             $KAFKA_BOOTSTRAP

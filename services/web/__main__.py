@@ -14,6 +14,8 @@ from .app import create_app
 def main() -> None:
     settings = load_settings()
     logging.basicConfig(level=settings.log_level, format="%(asctime)s web %(levelname)s %(name)s: %(message)s")
+    # httpx logs every request at INFO: one line per page and per API read is noise.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     org = load_organisation(settings.incident_config)
     app = create_app(settings, org)
     # No access log: URLs are harmless, but a log of every poll is noise.

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 from pathlib import Path
+from urllib.parse import unquote
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fastapi import Request
@@ -92,4 +93,4 @@ def templates() -> Jinja2Templates:
 
 
 def times_for(request: Request) -> Times:
-    return Times(request.cookies.get(TZ_COOKIE))
+    return Times(unquote(request.cookies.get(TZ_COOKIE) or ""))

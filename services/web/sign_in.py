@@ -20,10 +20,11 @@ def _local(next_url: str | None) -> str:
     return "/"
 
 
-def _sign_in_page(request: Request, problem: str | None = None, status: int = 200) -> Response:
+def _sign_in_page(request: Request, problem: str | None = None, status: int = 200,
+                  next_url: str | None = None) -> Response:
     token = secrets.token_urlsafe(24)
     response = render(request, "sign_in.html", status=status, problem=problem, sign_in_token=token,
-                      next_url=_local(request.query_params.get("next")))
+                      next_url=_local(next_url or request.query_params.get("next")))
     response.set_cookie(SIGN_IN_COOKIE, token, httponly=True, samesite="strict", path="/sign-in",
                         secure=console(request).settings.web_cookie_secure, max_age=3600)
     return response
@@ -38,12 +39,14 @@ async def sign_in_form(request: Request) -> Response:
 async def sign_in(request: Request) -> Response:
     c = console(request)
     form = await request.form()
+    next_url = _local(str(form.get("next") or "/"))
     given = form.get(CSRF_FIELD)
     if not same_secret(given if isinstance(given, str) else None, request.cookies.get(SIGN_IN_COOKIE) or ""):
-        return _sign_in_page(request, "The sign-in form expired or was not sent from this console; try again.", 403)
+        return _sign_in_page(request, "The sign-in form expired or was not sent from this console; try again.", 403,
+                             next_url)
     token = str(form.get("token") or "").strip()
     if not token:
-        return _sign_in_page(request, "Paste your user token to sign in.", 400)
+        return _sign_in_page(request, "Paste your user token to sign in.", 400, next_url)
     try:
         me = await UserApi(c.api_http, token).get("/v1/me")
     except ApiRefusal as refusal:
@@ -51,9 +54,9 @@ async def sign_in(request: Request) -> Response:
             401: "That token is not valid, or it has been revoked.",
             403: "That credential cannot sign in: use a user token, not an integration key.",
         }.get(refusal.status, f"The API could not check the token: {refusal.message}")
-        return _sign_in_page(request, problem, refusal.status if refusal.status < 500 else 502)
+        return _sign_in_page(request, problem, refusal.status if refusal.status < 500 else 502, next_url)
     session = c.sessions.create(token, me["name"], me["role"], me["permissions"])
-    response = redirect(_local(str(form.get("next") or "/")))
+    response = redirect(next_url)
     response.set_cookie(SESSION_COOKIE, session.session_id, httponly=True, samesite="strict", path="/",
                         secure=c.settings.web_cookie_secure)
     response.delete_cookie(SIGN_IN_COOKIE, path="/sign-in")

@@ -11,7 +11,7 @@ import asyncpg
 import httpx
 import pytest
 
-from harness import REPO, Platform, test_environment
+from harness import REPO, SERVICES, Platform, test_environment
 from shared.auth import Role
 from shared.db.migrate import migrate
 from shared.db.tokens import create_token
@@ -38,7 +38,7 @@ def platform() -> Platform:
     signal.signal(signal.SIGTERM, _interrupt)
     running = Platform(env=env, logs=logs)
     os.environ.update({k: env[k] for k in ("INCIDENT_CONFIG",)})
-    for name in ("ingestion", "triage", "escalation", "notification", "metrics"):
+    for name in SERVICES:
         running.start(name)
     try:
         running.wait_ready()

@@ -23,7 +23,7 @@ import httpx
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 REPO = Path(__file__).resolve().parents[2]
-SERVICES = ("ingestion", "triage", "escalation", "notification", "metrics")
+SERVICES = ("ingestion", "triage", "escalation", "notification", "metrics", "web")
 TEST_CONFIG = Path(__file__).with_name("organisation.yaml")
 
 
@@ -136,6 +136,10 @@ class Platform:
         return f"http://127.0.0.1:{self.env['INGESTION_PORT']}"
 
     @property
+    def web_url(self) -> str:
+        return f"http://127.0.0.1:{self.env['WEB_PORT']}"
+
+    @property
     def metrics_url(self) -> str:
         return f"http://127.0.0.1:{self.env['METRICS_PORT']}/metrics"
 
@@ -158,9 +162,10 @@ class Platform:
         proc = self.procs[name]
         if proc.poll() is not None:
             raise AssertionError(f"{name} exited with {proc.returncode}:\n{self.tail(name)}")
-        if name == "ingestion":
+        if name in ("ingestion", "web"):
+            base = self.api_url if name == "ingestion" else self.web_url
             try:
-                return httpx.get(f"{self.api_url}/readyz", timeout=2).status_code == 200
+                return httpx.get(f"{base}/readyz", timeout=2).status_code == 200
             except httpx.HTTPError:
                 return False
         with open(self.log_path(name), "rb") as handle:
@@ -214,6 +219,10 @@ def test_environment() -> dict[str, str]:
         **os.environ,
         "INGESTION_PORT": str(18080 + offset),
         "METRICS_PORT": str(19108 + offset),
+        "WEB_PORT": str(18095 + offset),
+        # Set explicitly: a developer's shell may point these at the make-up stack.
+        "INCIDENT_API_URL": f"http://127.0.0.1:{18080 + offset}",
+        "METRICS_URL": f"http://127.0.0.1:{19108 + offset}/metrics",
         "FAUST_WEB_PORT_BASE": str(16066 + offset),
         "DATA_DIR": str(state / "data"),
         "APP_PREFIX": "incident-test",

@@ -49,8 +49,8 @@ COMMANDS: dict[str, tuple[str, Callable[[dict[str, str]], dict[str, Any]]]] = {
 
 def timeline(view: dict[str, Any]) -> list[dict[str, Any]]:
     """Audit events and the communication log (notifications sent, held back, failed) in one order."""
-    entries = [{**e, "kind": "event"} for e in view.get("timeline", [])]
-    entries += [{**m, "kind": "message"} for m in view.get("communication_log", []) if m.get("direction") == "notification"]
+    entries = [{**e, "entry": "event"} for e in view.get("timeline", [])]
+    entries += [{**m, "entry": "message"} for m in view.get("communication_log", []) if m.get("direction") == "notification"]
     return sorted(entries, key=lambda e: (e.get("occurred_at") or "", e.get("version") or 0))
 
 

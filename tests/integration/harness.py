@@ -173,7 +173,7 @@ class Platform:
             return b"[^Worker]: Ready" in handle.read()
 
     def wait_ready(self, *names: str, timeout: float = 120.0) -> None:
-        for name in names or SERVICES:
+        for name in names or tuple(self.procs):
             wait_until(lambda n=name: self.ready(n), timeout=timeout, interval=0.2, what=f"{name} to be ready")
 
     def stop(self, name: str, sig: int = signal.SIGTERM, timeout: float = 30.0) -> None:

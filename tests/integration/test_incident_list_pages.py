@@ -1,6 +1,8 @@
 """GET /v1/incidents pages through thousands: statuses, text search, postmortem filters, sort, offset."""
 from __future__ import annotations
 
+from datetime import datetime
+
 
 def _ids(client, **params) -> list[str]:
     answer = client.get("/v1/incidents", params=params)
@@ -29,7 +31,7 @@ def test_pages_filters_and_order(admin, unique):
     assert _ids(admin, q=unique, status=["triggered", "acknowledged"]) == [sev1, sev3]
     assert _ids(admin, q=unique, status="closed", sort="closed") == [sev2]
     summary = admin.get("/v1/incidents", params={"q": unique, "status": "acknowledged"}).json()["incidents"][0]
-    assert summary["status_since"] == summary["acknowledged_at"]
+    assert datetime.fromisoformat(summary["status_since"]) == datetime.fromisoformat(summary["acknowledged_at"])
     assert summary["mttr_target_minutes"] == 60.0
 
 

@@ -33,5 +33,18 @@
   document.addEventListener("htmx:sseMessage", function (e) {
     if (e.detail && e.detail.type === "live") live("● live", "connected");
   });
+  // A live refresh may have been asked for before a command's own answer arrived: never let
+  // it put back an older state, nor replace the command forms (and what is typed in them)
+  // when the commands on offer are the same.
+  document.addEventListener("htmx:oobBeforeSwap", function (e) {
+    var target = e.detail.target, incoming = e.detail.fragment && e.detail.fragment.firstElementChild;
+    if (!target || !incoming) return;
+    var was = parseInt(target.getAttribute("data-version"), 10), now = parseInt(incoming.getAttribute("data-version"), 10);
+    if (now < was) { e.detail.shouldSwap = false; return; }
+    if (target.id === "incident-actions") {
+      var shown = document.getElementById("offers-key"), offered = e.detail.fragment.querySelector("#offers-key");
+      if (shown && offered && shown.value === offered.value) e.detail.shouldSwap = false;
+    }
+  });
   document.addEventListener("htmx:sseError", function () { live("○ reconnecting", "reconnecting"); });
 })();

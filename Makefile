@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 PY := .local/venv/bin/python
 
-.PHONY: help setup run up down status test unit demo bench clean topics
+.PHONY: help setup run up down status test unit demo bench clean topics screenshots
 
 help:
 	@echo "make run     start everything in the foreground (Ctrl-C stops it)"
@@ -11,6 +11,7 @@ help:
 	@echo "make test    the whole suite against a real broker and database of its own"
 	@echo "make demo    drive one incident through its life on the running stack"
 	@echo "make bench   the benchmark (prints a table, writes .local/bench/results.json)"
+	@echo "make screenshots  PNGs of the web console (desktop and phone) in .local/screenshots/"
 
 setup:
 	@bash deploy/scripts/bootstrap.sh
@@ -41,6 +42,9 @@ demo: setup
 
 bench: setup
 	@bash deploy/scripts/bench.sh
+
+screenshots:
+	@bash deploy/scripts/screenshots.sh
 
 topics: setup
 	@$(PY) -m shared.catalogue

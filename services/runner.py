@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from typing import Callable
 
 import faust
@@ -28,6 +29,10 @@ def _run(service: str, build: Callable[[Settings, Organisation], faust.App]) -> 
         level=settings.log_level, format=f"%(asctime)s {service} %(levelname)s %(name)s: %(message)s"
     )
     org = load_organisation(settings.incident_config)
+    # WEB_PORT and WEB_HOST are the web console's; Faust would take them for its own web
+    # server over the port it is given (FAUST_WEB_PORT_BASE), so they are not Faust's to see.
+    for name in ("WEB_PORT", "WEB_HOST", "WEB_BIND"):
+        os.environ.pop(name, None)
     app = build(settings, org)
     health.install(app, service, settings)
     # Created up front, Faust's own topics included (make up and the harness have usually

@@ -35,6 +35,24 @@ class Settings(BaseSettings):
     # accepts connections, makes the service exit to be restarted (see shared/kafka/liveness.py).
     liveness_seconds: float = Field(default=30.0, ge=2, le=600)
     log_level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
+    # The web console: where it listens, and the API and metrics exporter it reads
+    # (default: this machine's ingestion and metrics ports).
+    web_host: str = "127.0.0.1"
+    web_port: int = Field(default=8090, ge=1, le=65535)
+    incident_api_url: str | None = Field(default=None, pattern=r"^https?://[^\s/]+(/[^\s]*)?$")
+    metrics_url: str | None = Field(default=None, pattern=r"^https?://[^\s/]+(/[^\s]*)?$")
+    # Signed-in sessions end after this long without a request.
+    web_session_idle_minutes: int = Field(default=720, ge=1, le=43200)
+    # Set behind TLS so the session cookie is sent over HTTPS only.
+    web_cookie_secure: bool = False
+
+    @property
+    def api_url(self) -> str:
+        return (self.incident_api_url or f"http://127.0.0.1:{self.ingestion_port}").rstrip("/")
+
+    @property
+    def metrics_scrape_url(self) -> str:
+        return self.metrics_url or f"http://127.0.0.1:{self.metrics_port}/metrics"
 
 
 class SettingsError(SystemExit):

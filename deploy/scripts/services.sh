@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# The five services as background processes (make up / make down) or in the
-# foreground (make run), each under services/supervisor.py, which restarts it when
-# it crashes or its liveness watchdog finds it stalled. Stops exactly what it
-# started, by PID.
+# The six services (five and the web console) as background processes (make up /
+# make down) or in the foreground (make run), each under services/supervisor.py,
+# which restarts it when it crashes or its liveness watchdog finds it stalled.
+# Stops exactly what it started, by PID.
 #
 # Usage: deploy/scripts/services.sh <start|stop|status|urls> [--profile local]
 # Logs: .local/logs/<service>.log   PIDs: .local/run/<service>.pid (the supervisor),
@@ -11,7 +11,7 @@ set -Eeuo pipefail
 REPO_ROOT=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/../.." && pwd -P)
 STATE_DIR=$REPO_ROOT/.local
 PY=$STATE_DIR/venv/bin/python
-SERVICES=(ingestion triage escalation notification metrics)
+SERVICES=(ingestion triage escalation notification metrics web)
 READY_TIMEOUT=${READY_TIMEOUT:-120}
 
 COMMAND=${1:-}
@@ -43,7 +43,7 @@ load_env() {
   # shellcheck disable=SC1091
   . "$STATE_DIR/stack.env"
   export DATA_DIR=${DATA_DIR:-$STATE_DIR/data}
-  export INGESTION_PORT=${INGESTION_PORT:-8080} METRICS_PORT=${METRICS_PORT:-9108}
+  export INGESTION_PORT=${INGESTION_PORT:-8080} METRICS_PORT=${METRICS_PORT:-9108} WEB_PORT=${WEB_PORT:-8090}
 }
 
 readyz_url() {
@@ -55,6 +55,7 @@ readyz_url() {
     escalation) echo "http://127.0.0.1:$((base + 1))/readyz" ;;
     notification) echo "http://127.0.0.1:$((base + 2))/readyz" ;;
     metrics) echo "http://127.0.0.1:$METRICS_PORT/readyz" ;;
+    web) echo "http://127.0.0.1:$WEB_PORT/readyz" ;;
   esac
 }
 
@@ -161,6 +162,7 @@ cmd_start() {
 
 print_urls() {
   cat <<EOT
+  web console       http://127.0.0.1:$WEB_PORT   (sign in with a token from the credentials file)
   API (ingestion)   http://127.0.0.1:$INGESTION_PORT   (OpenAPI: /openapi.json, health: /healthz, /readyz)
   metrics           http://127.0.0.1:$METRICS_PORT/metrics
   Kafka             $KAFKA_BOOTSTRAP

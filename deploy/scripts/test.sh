@@ -7,6 +7,7 @@ REPO_ROOT=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/../.." && pwd -P)
 cd "$REPO_ROOT"
 bash deploy/scripts/bootstrap.sh
 bash deploy/scripts/observability.sh
+bash deploy/scripts/browser.sh
 # Several checkouts (git worktrees) can test side by side with TEST_PORT_OFFSET=10, 20...
 offset=${TEST_PORT_OFFSET:-0}
 export KAFKA_PORT=$((19092 + offset)) KAFKA_CONTROLLER_PORT=$((19093 + offset)) PG_PORT=$((55433 + offset))

@@ -10,8 +10,8 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field
 
-from shared.auth import Permission, Role
 from shared import catalogue as cat
+from shared.auth import Permission, Role, allowed
 from shared.db.migrate import migrate
 from shared.db.pool import create_pool
 from shared.db.tokens import create_token
@@ -106,6 +106,13 @@ def create_app(settings: Settings, org: Organisation) -> FastAPI:
         async with rt.pool.acquire() as conn:
             principal, secret = await create_token(conn, body.role, body.name)
         return {"token_id": principal.token_id, "name": principal.name, "role": principal.role.value, "token": secret}
+
+    @app.get("/v1/me", tags=["tokens"], summary="Who this token is: name, role and what the role may do",
+             dependencies=[needs(Permission.READ)])
+    async def who_am_i(request: Request) -> dict:
+        principal = await require(request, Permission.READ)
+        granted = sorted(p.value for p in Permission if allowed(principal.role, p))
+        return {"name": principal.name, "role": principal.role.value, "permissions": granted}
 
     openapi.install(app)
     return app

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime, timezone
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
@@ -89,28 +89,39 @@ async def declare(request: Request, body: Declare) -> dict[str, Any]:
     return await _view(rt, incident_id)
 
 
-@router.get("", summary="List incidents (newest first)", dependencies=[needs(Permission.READ)])
+@router.get("", summary="List incidents, one page at a time (newest first unless sorted otherwise)",
+            dependencies=[needs(Permission.READ)])
 async def list_incidents(
     request: Request,
-    status: IncidentStatus | None = None,
+    status: Annotated[list[IncidentStatus] | None, Query(description="repeat for several")] = None,
     service: Annotated[str | None, Query(max_length=200)] = None,
     severity: Severity | None = None,
     team: Annotated[str | None, Query(max_length=200)] = None,
+    q: Annotated[str | None, Query(max_length=200, description="text in the id, title, service or commander")] = None,
+    postmortem: Annotated[Literal["overdue", "open_action_items"] | None,
+                          Query(description="a draft past its due time; an action item still to do")] = None,
+    sort: Annotated[Literal["newest", "severity", "closed"],
+                    Query(description="newest opened; SEV1 first; most recently closed")] = "newest",
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> dict[str, Any]:
     principal = await require(request, Permission.READ)
     rt = _rt(request)
     async with rt.pool.acquire() as conn:
-        rows = await queries.list_incidents(
+        rows, total = await queries.list_incidents(
             conn,
-            status=status.value if status else None,
+            statuses=[s.value for s in status or ()],
             service=service,
             severity=severity.value if severity else None,
             team=team,
+            text=q.strip() or None if q else None,
+            postmortem=postmortem,
             include_restricted=can_see_restricted(principal),
+            order=sort,
             limit=limit,
+            offset=offset,
         )
-    return {"incidents": [views.summary(row) for row in rows], "count": len(rows)}
+    return {"incidents": [views.summary(row) for row in rows], "count": len(rows), "total": total, "offset": offset}
 
 
 @router.get(

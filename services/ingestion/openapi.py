@@ -56,13 +56,34 @@ _REQUIRED = ["incident_id", "title", "service", "severity", "status", "version"]
 _LIST = {"type": "array", "items": {"type": "object"}}
 
 SCHEMAS: dict[str, dict] = {
-    "IncidentSummary": {"type": "object", "required": _REQUIRED, "properties": _INCIDENT_CORE},
+    "IncidentSummary": {
+        "type": "object",
+        "required": _REQUIRED,
+        "properties": {
+            **_INCIDENT_CORE,
+            "status_since": {**_nullable("string"), "description": "when it entered its current status"},
+            "mttr_target_minutes": _nullable("number"),
+            "postmortem": {"type": ["object", "null"],
+                           "description": "status, due_at, owner and the action items still open"},
+        },
+    },
     "IncidentList": {
         "type": "object",
-        "required": ["incidents", "count"],
+        "required": ["incidents", "count", "total", "offset"],
         "properties": {
             "incidents": {"type": "array", "items": {"$ref": _REF.format(model="IncidentSummary")}},
-            "count": {"type": "integer", "minimum": 0},
+            "count": {"type": "integer", "minimum": 0, "description": "incidents on this page"},
+            "total": {"type": "integer", "minimum": 0, "description": "incidents matching the filters"},
+            "offset": {"type": "integer", "minimum": 0},
+        },
+    },
+    "Me": {
+        "type": "object",
+        "required": ["name", "role", "permissions"],
+        "properties": {
+            "name": {"type": "string"},
+            "role": {"type": "string"},
+            "permissions": {"type": "array", "items": {"type": "string"}},
         },
     },
     "Incident": {
@@ -119,6 +140,7 @@ _OK_SCHEMA = {
     ("post", "/v1/incidents/{incident_id}/postmortem/complete"): "Postmortem",
     ("get", "/v1/incidents/{incident_id}/export"): "ExportBundle",
     ("post", "/v1/tokens"): "TokenCreated",
+    ("get", "/v1/me"): "Me",
     ("get", "/readyz"): "Readiness",
 }
 

@@ -9,6 +9,40 @@ import yaml
 from shared.db import queries
 
 
+# The status each milestone leaves an incident in (a mitigation while mitigating changes nothing).
+_STATUS_AFTER = {
+    "opened": "triggered", "reopened": "triggered", "acknowledged": "acknowledged",
+    "mitigation_added": "mitigating", "resolved": "resolved", "closed": "closed",
+}
+
+
+def status_since(record: dict[str, Any]) -> str | None:
+    """When the incident entered the status it is in now."""
+    status, since = None, None
+    for milestone in record.get("milestones") or ():
+        after = _STATUS_AFTER.get(milestone.get("change"))
+        if after is not None and after != status:
+            status, since = after, milestone.get("at")
+    return since if status == record.get("status") else None
+
+
+def _postmortem_summary(record: dict[str, Any]) -> dict[str, Any] | None:
+    postmortem = record.get("postmortem")
+    if not postmortem:
+        return None
+    items = postmortem.get("action_items") or []
+    return {
+        "status": postmortem.get("status"),
+        "required": postmortem.get("required"),
+        "owner": postmortem.get("owner"),
+        "due_at": postmortem.get("due_at"),
+        "open_action_items": [
+            {k: item.get(k) for k in ("item_id", "title", "owner", "due_date", "priority", "status")}
+            for item in items if item.get("status") in ("open", "in_progress")
+        ],
+    }
+
+
 def summary(row: asyncpg.Record) -> dict[str, Any]:
     record = row["record"]
     return {
@@ -24,10 +58,16 @@ def summary(row: asyncpg.Record) -> dict[str, Any]:
         "regulated": row["regulated"],
         "alert_count": row["alert_count"],
         "reopen_count": row["reopen_count"],
+        "detected_at": row["detected_at"].isoformat(),
         "opened_at": row["opened_at"].isoformat(),
+        "acknowledged_at": row["acknowledged_at"].isoformat() if row["acknowledged_at"] else None,
         "resolved_at": row["resolved_at"].isoformat() if row["resolved_at"] else None,
+        "closed_at": row["closed_at"].isoformat() if row["closed_at"] else None,
+        "status_since": status_since(record),
         "mttr_minutes": row["mttr_minutes"],
+        "mttr_target_minutes": record.get("mttr_target_minutes"),
         "escalation_failed": record.get("escalation_failed", False),
+        "postmortem": _postmortem_summary(record),
         "version": row["version"],
     }
 
@@ -35,10 +75,12 @@ def summary(row: asyncpg.Record) -> dict[str, Any]:
 async def full(conn: asyncpg.Connection, row: asyncpg.Record) -> dict[str, Any]:
     incident_id = row["incident_id"]
     record = dict(row["record"])
+    since = status_since(record)
     record.pop("milestones", None)
     alerts_by_fp = record.pop("alerts", {})
     return {
         **record,
+        "status_since": since,
         "mttr_minutes": row["mttr_minutes"],
         "alerts": list(alerts_by_fp.values()),
         "recent_alerts": await queries.alerts(conn, incident_id, limit=50),

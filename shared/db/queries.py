@@ -76,25 +76,76 @@ async def alerts(conn: asyncpg.Connection, incident_id: str, limit: int = 500) -
     return [{**dict(r), "received_at": _iso(r["received_at"])} for r in rows]
 
 
-async def list_incidents(
-    conn: asyncpg.Connection,
+# How a list may be ordered: newest opened first; open incidents' severity (SEV1
+# first, then newest); most recently closed first.
+_ORDER = {
+    "newest": "opened_at DESC, incident_id DESC",
+    "severity": "severity ASC, opened_at DESC, incident_id DESC",
+    "closed": "closed_at DESC NULLS LAST, incident_id DESC",
+}
+# Postmortem filters: a draft past its due time; any action item still to do.
+_POSTMORTEM = {
+    "overdue": "postmortem_status = 'draft' AND postmortem_due_at <= now()",
+    "open_action_items": "jsonb_path_exists(record, '$.postmortem.action_items[*] ? "
+                         "(@.status == \"open\" || @.status == \"in_progress\")')",
+}
+
+
+def _like(text: str) -> str:
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def _incident_filter(
     *,
-    status: str | None = None,
-    service: str | None = None,
-    severity: str | None = None,
-    team: str | None = None,
-    include_restricted: bool = False,
-    limit: int = 100,
-) -> list[asyncpg.Record]:
+    statuses: list[str],
+    service: str | None,
+    severity: str | None,
+    team: str | None,
+    text: str | None,
+    postmortem: str | None,
+    include_restricted: bool,
+) -> tuple[str, list[Any]]:
     clauses, args = [], []
-    for column, value in (("status", status), ("service", service), ("severity", severity), ("team", team)):
+    for column, value in (("service", service), ("severity", severity), ("team", team)):
         if value is not None:
             args.append(value)
             clauses.append(f"{column} = ${len(args)}")
+    if statuses:
+        args.append(statuses)
+        clauses.append(f"status = ANY(${len(args)}::text[])")
+    if text:
+        args.append(_like(text))
+        n = len(args)
+        clauses.append(f"(incident_id ILIKE ${n} OR title ILIKE ${n} OR service ILIKE ${n}"
+                       f" OR coalesce(commander, '') ILIKE ${n})")
+    if postmortem is not None:
+        clauses.append(_POSTMORTEM[postmortem])
     if not include_restricted:
         clauses.append("NOT restricted")
-    where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-    args.append(limit)
-    return await conn.fetch(
-        f"SELECT * FROM incidents {where} ORDER BY opened_at DESC, incident_id DESC LIMIT ${len(args)}", *args
+    return (f"WHERE {' AND '.join(clauses)}" if clauses else ""), args
+
+
+async def list_incidents(
+    conn: asyncpg.Connection,
+    *,
+    statuses: list[str] = (),
+    service: str | None = None,
+    severity: str | None = None,
+    team: str | None = None,
+    text: str | None = None,
+    postmortem: str | None = None,
+    include_restricted: bool = False,
+    order: str = "newest",
+    limit: int = 100,
+    offset: int = 0,
+) -> tuple[list[asyncpg.Record], int]:
+    """One page of incidents and how many match in all."""
+    where, args = _incident_filter(statuses=list(statuses), service=service, severity=severity, team=team, text=text,
+                                   postmortem=postmortem, include_restricted=include_restricted)
+    total = await conn.fetchval(f"SELECT count(*) FROM incidents {where}", *args)
+    rows = await conn.fetch(
+        f"SELECT * FROM incidents {where} ORDER BY {_ORDER[order]} LIMIT ${len(args) + 1} OFFSET ${len(args) + 2}",
+        *args, limit, offset,
     )
+    return rows, total

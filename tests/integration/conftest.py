@@ -13,7 +13,7 @@ import asyncpg
 import httpx
 import pytest
 
-from harness import REPO, Platform, test_environment
+from harness import REPO, SERVICES, Platform, test_environment
 from shared.auth import Role
 from shared.db.migrate import migrate
 from shared.db.tokens import create_token
@@ -42,7 +42,7 @@ def platform() -> Platform:
     os.environ.update({k: env[k] for k in ("INCIDENT_CONFIG",)})
     # Every topic, Faust's own included, exists with a leader before any service starts.
     subprocess.run([sys.executable, "-m", "services.topology"], cwd=REPO, env=env, check=True, timeout=120)
-    for name in ("ingestion", "triage", "escalation", "notification", "metrics"):
+    for name in SERVICES:
         running.start(name)
     try:
         running.wait_ready()

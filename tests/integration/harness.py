@@ -23,7 +23,7 @@ import httpx
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 REPO = Path(__file__).resolve().parents[2]
-SERVICES = ("ingestion", "triage", "escalation", "notification", "metrics")
+SERVICES = ("ingestion", "triage", "escalation", "notification", "metrics", "web")
 TEST_CONFIG = Path(__file__).with_name("organisation.yaml")
 
 
@@ -137,6 +137,10 @@ class Platform:
         return f"http://127.0.0.1:{self.env['INGESTION_PORT']}"
 
     @property
+    def web_url(self) -> str:
+        return f"http://127.0.0.1:{self.env['WEB_PORT']}"
+
+    @property
     def metrics_url(self) -> str:
         return f"http://127.0.0.1:{self.env['METRICS_PORT']}/metrics"
 
@@ -175,6 +179,8 @@ class Platform:
     def readyz_url(self, name: str) -> str:
         if name == "ingestion":
             return f"{self.api_url}/readyz"
+        if name == "web":
+            return f"{self.web_url}/readyz"
         if name == "metrics":
             return f"http://127.0.0.1:{self.env['METRICS_PORT']}/readyz"
         index = ("triage", "escalation", "notification").index(name)
@@ -195,7 +201,7 @@ class Platform:
         return self.readiness(name)[0]
 
     def wait_ready(self, *names: str, timeout: float = 120.0) -> None:
-        for name in names or SERVICES:
+        for name in names or tuple(self.procs):
             last = {"why": "never asked"}
 
             def probe(n=name):
@@ -263,6 +269,10 @@ def test_environment() -> dict[str, str]:
         **os.environ,
         "INGESTION_PORT": str(18080 + offset),
         "METRICS_PORT": str(19108 + offset),
+        "WEB_PORT": str(18095 + offset),
+        # Set explicitly: a developer's shell may point these at the make-up stack.
+        "INCIDENT_API_URL": f"http://127.0.0.1:{18080 + offset}",
+        "METRICS_URL": f"http://127.0.0.1:{19108 + offset}/metrics",
         "FAUST_WEB_PORT_BASE": str(16066 + offset),
         "DATA_DIR": str(state / "data"),
         "APP_PREFIX": "incident-test",

@@ -16,7 +16,7 @@ def _run(service: str, **env: str) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=60)
 
 
-@pytest.mark.parametrize("service", ["ingestion", "triage", "escalation", "notification", "metrics"])
+@pytest.mark.parametrize("service", ["ingestion", "triage", "escalation", "notification", "metrics", "web"])
 def test_a_bad_organisation_file_names_the_field(service, tmp_path):
     bad = tmp_path / "organisation.yaml"
     bad.write_text("teams: {ops: {rotation: nobody}}\nservices: {}\nfallback_team: ops\nsecurity_team: ops\n")

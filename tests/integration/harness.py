@@ -279,6 +279,8 @@ def test_environment() -> dict[str, str]:
         "INCIDENT_CONFIG": str(config),
         "WEBHOOK_PORT": str(webhook_port),
         "TICK_SECONDS": "0.2",
+        # Shorter than the default 30 s, so that the stall test waits less; ample for a commit.
+        "LIVENESS_SECONDS": "15",
         "LOG_LEVEL": "INFO",
         "PYTHONUNBUFFERED": "1",
     }

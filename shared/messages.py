@@ -152,11 +152,13 @@ class _HeadIncident(BaseModel):
 class _HeadData(BaseModel):
     model_config = ConfigDict(extra="ignore")
     detected_at: datetime | None = None
+    count: int = 1
+    firing: int = 0
 
 
 class AuditHead(BaseModel):
-    """An audit event read without its incident snapshot: alert storms are hundreds of
-    ``alert_attached`` events that most consumers only need to recognise and pass over."""
+    """An audit event read without its incident snapshot: in an alert storm most events are
+    ``alerts_attached``, which most consumers only need to recognise and pass over."""
 
     model_config = ConfigDict(extra="ignore")
     event_id: str
@@ -168,8 +170,8 @@ class AuditHead(BaseModel):
 
     @property
     def only_an_alert(self) -> bool:
-        """An alert attached or resolved that changed nothing but the alert list and count."""
-        return self.change in ("alert_attached", "alert_resolved") and self.data.detected_at is None
+        """Alerts attached or resolved that changed nothing but the alert counts."""
+        return self.change == "alerts_attached" and self.data.detected_at is None
 
 
 class CommandResult(BaseModel):

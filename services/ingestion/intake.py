@@ -16,7 +16,8 @@ from pydantic_core import from_json
 from shared import catalogue as cat
 from shared.auth import Permission, Role
 from shared.db.tokens import Principal
-from shared.domain.alerts import fingerprint
+from shared.domain.alerts import Alert, correlation_key, fingerprint, needs_lookup
+from shared.domain.organisation import Organisation
 from shared.messages import NativeAlert
 
 from .errors import ApiError, field_errors
@@ -69,9 +70,10 @@ async def _publish(rt: Runtime, principal: Principal, alerts: list[NativeAlert],
             # make detection later than resolution: the problem was seen now at the latest.
             update["starts_at"] = now
         full = alert.model_copy(update=update)
-        key = fingerprint(full.to_alert(full.alert_id, now), rt.org)
-        stamped.append((key, full))
-        keys.append(full.dedup_key or key)
+        normalised = full.to_alert(full.alert_id, now)
+        fp = fingerprint(normalised, rt.org)
+        stamped.append((topic_key(normalised, fp, rt.org), full))
+        keys.append(full.dedup_key or fp)
     try:
         await rt.producer.send_many(cat.ALERTS_INTAKE.name, stamped)
     except MessageSizeTooLargeError:
@@ -83,6 +85,13 @@ async def _publish(rt: Runtime, principal: Principal, alerts: list[NativeAlert],
         raise ApiError(503, "alerts not stored: the broker did not acknowledge them; retry", None) from None
     ALERTS_ACCEPTED.labels(endpoint, principal.name).inc(len(stamped))
     return keys
+
+
+def topic_key(alert: Alert, fp: str, org: Organisation) -> str:
+    """The intake topic's key: the correlation key, so that triage folds the alert on the
+    partition it lands on; the fingerprint for an alert whose follow-ups may name only
+    their dedup key (triage looks up where its trigger went)."""
+    return fp if needs_lookup(alert) else correlation_key(alert, org)
 
 
 _ONE = TypeAdapter(NativeAlert)

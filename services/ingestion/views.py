@@ -77,12 +77,12 @@ async def full(conn: asyncpg.Connection, row: asyncpg.Record) -> dict[str, Any]:
     record = dict(row["record"])
     since = status_since(record)
     record.pop("milestones", None)
-    alerts_by_fp = record.pop("alerts", {})
+    record.pop("alerts", None)  # records written before references moved beside the incident
     return {
         **record,
         "status_since": since,
         "mttr_minutes": row["mttr_minutes"],
-        "alerts": list(alerts_by_fp.values()),
+        "alerts": await queries.alert_refs(conn, incident_id),
         "recent_alerts": await queries.alerts(conn, incident_id, limit=50),
         "timeline": await queries.timeline(conn, incident_id),
         "communication_log": await queries.communication_log(conn, incident_id),

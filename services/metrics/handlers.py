@@ -46,13 +46,14 @@ class PartitionCounts(BaseModel):
 
 def fold_audit(previous: dict | None, message: AuditEvent) -> dict | None:
     before = defs.IncidentFacts.model_validate(previous) if previous else None
-    after = defs.apply_audit(before, message.version, message.change, Incident.model_validate(message.incident))
+    after = defs.apply_audit(before, message.version, message.change, Incident.model_validate(message.incident),
+                             firing=int(message.data.get("firing", 0)))
     return after.model_dump(mode="json") if after is not None else None
 
 
 def fold_alert(previous: dict, head: AuditHead) -> dict | None:
     before = defs.IncidentFacts.model_validate(previous)
-    after = defs.apply_alert(before, head.version, head.change, head.incident.service)
+    after = defs.apply_alert(before, head.version, head.change, head.incident.service, head.data.firing)
     return after.model_dump(mode="json") if after is not None else None
 
 

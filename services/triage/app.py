@@ -1,4 +1,13 @@
-"""Triage: the single writer of incident state (composition root of the Faust app)."""
+"""Triage: the single writer of incident state (composition root of the Faust app).
+
+Three batched agents (shared/kafka/batches.py):
+- ``correlate`` reads the intake topic, keyed by correlation key at the edge, and
+  ``triage.correlation`` (alerts sent on, and incident news): it folds each key's
+  alerts of a batch into one command per incident (folding.py).
+- ``route`` reads ``triage.alerts``, keyed by fingerprint: alerts whose follow-ups may
+  name only their dedup key find the correlation key their trigger had.
+- ``apply`` reads ``incident.commands`` and applies them through the lifecycle.
+"""
 from __future__ import annotations
 
 import hashlib
@@ -11,10 +20,12 @@ from pydantic import TypeAdapter
 from shared import catalogue as cat
 from shared.db.ids import allocate_incident_id
 from shared.db.pool import create_pool
-from shared.domain.alerts import fingerprint
+from shared.domain.alerts import correlation_key, fingerprint, needs_lookup
 from shared.domain.organisation import Organisation
-from shared.kafka.faust_app import Lazy, create_app, declare, guarded_agent, table
-from shared.kafka.streams import Outbox, decode, key_of, origin_of, send_model
+from shared.kafka.batches import batch_agent, write
+from shared.kafka.faust_app import Lazy, create_app, declare, table
+from shared.kafka.partitioning import partition_of
+from shared.kafka.streams import Outbox, decode, key_of, origin_of
 from shared.messages import (
     CommandEnvelope,
     CorrelateAlert,
@@ -25,6 +36,7 @@ from shared.messages import (
 )
 from shared.settings import Settings
 
+from .folding import FingerprintState, IncidentFold, state_key
 from .handlers import (
     Attach,
     CorrelationRecord,
@@ -34,7 +46,6 @@ from .handlers import (
     OpenNew,
     apply_command,
     apply_link,
-    attach_command,
     correlation_for,
     open_command,
     remember,
@@ -62,106 +73,164 @@ def build(settings: Settings, org: Organisation) -> faust.App:
     dead = declare(app, cat.DEAD_LETTER, n)
     fingerprints = table(app, "fingerprints", n)
     correlations = table(app, "correlations", n)
+    alert_states = table(app, "alert_states", n)
     incidents = table(app, "incidents", n)
     correlation_message = TypeAdapter(CorrelationMessage)
     pool = Lazy(lambda: create_pool(settings.database_url, max_size=4), lambda p: p.close())
     pool.close_on_shutdown(app)
 
-    async def normalise(event) -> None:
-        """Native alerts from any producer -> normalised and keyed by fingerprint."""
+    async def admitted_alert(event, outbox: Outbox) -> tuple[str, CorrelateAlert] | None:
+        """An alert from the intake topic, to fold here; or sent on (None) to where its key is."""
         native = await decode(event, NativeAlert, dead, SERVICE)
         if native is None:
-            return
+            return None
         origin = origin_of(event)
         alert = native.to_alert(alert_id=f"{origin.stream}:{origin.offset}", received_at=utcnow())
-        key = fingerprint(alert, org)
-        # Alerts of one fingerprint from one intake partition stay in order on every
-        # later hop, so (partition, fingerprint) is where duplicates are recognised.
-        message = FingerprintedAlert(alert=alert, fingerprint=key, origin=origin.model_copy(update={"lane": key}))
-        await send_model(by_fingerprint, message.fingerprint, message)
+        fp = fingerprint(alert, org)
+        if needs_lookup(alert):
+            await outbox.send(by_fingerprint, fp, FingerprintedAlert(alert=alert, fingerprint=fp, origin=origin))
+            return None
+        ckey = correlation_key(alert, org)
+        message = CorrelateAlert(alert=alert, fingerprint=fp, correlation_key=ckey, origin=origin)
+        if partition_of(ckey, n) != origin.partition:
+            # Written onto the intake topic by another producer, under another key.
+            await outbox.send(correlation, ckey, message)
+            return None
+        return ckey, message
 
-    async def route(event) -> None:
-        """Remember where each fingerprint correlates; send the alert on, keyed by correlation key."""
-        message = await decode(event, FingerprintedAlert, dead, SERVICE)
-        if message is None:
-            return
-        key = key_of(event)
-        stored = fingerprints.get(key)
-        record = FingerprintRecord.model_validate(stored) if stored else None
-        ckey, alert = correlation_for(record, message.alert, org)
-        forward = CorrelateAlert(alert=alert, fingerprint=message.fingerprint, correlation_key=ckey, origin=message.origin)
+    async def fold_key(ckey: str, items: list, outbox: Outbox, now: datetime) -> tuple[CorrelationRecord, dict]:
+        """One correlation key's alerts and news of this batch, in order."""
+        record = CorrelationRecord.model_validate(correlations.get(ckey) or {})
+        states: dict[str, FingerprintState] = {}
+        fold: IncidentFold | None = None
+
+        def stored(fp: str) -> FingerprintState | None:
+            key = state_key(ckey, fp)
+            if key in states:
+                return states[key]
+            value = alert_states.get(key)
+            return FingerprintState.model_validate(value) if value else None
+
+        async def flush() -> None:
+            nonlocal record
+            if fold is None:
+                return
+            envelope = fold.command()
+            if envelope is not None:
+                await outbox.send(commands, envelope.incident_id, envelope)
+            record = fold.recorded(record)
+            states.update({state_key(ckey, fp): state for fp, state in fold.states.items()})
+
+        for _, message in items:
+            if isinstance(message, IncidentLink):
+                record = apply_link(record, message)
+                continue
+            if seen(record.positions, message.origin):
+                continue  # sent again after a restart: already folded
+            record = record.model_copy(update={"positions": remember(record.positions, message.origin)})
+            route = route_alert(record, message, org, now)
+            if isinstance(route, Drop):
+                log.info("alert %s dropped: %s", message.alert.alert_id, route.reason)
+            elif isinstance(route, OpenNew):
+                await flush()
+                # Hashed: the stream names a source's text, which may hold anything.
+                opening = hashlib.sha256(f"{message.origin.stream}:{message.origin.offset}".encode()).hexdigest()
+                incident_id = await allocate_incident_id(await pool.get(), opening, message.alert.received_at.date())
+                await outbox.send(commands, incident_id, open_command(message, incident_id, route.previous_incident_id))
+                record = CorrelationRecord(incident_id=incident_id, positions=record.positions)
+                fold = IncidentFold(incident_id=incident_id, firing=0, distinct=0)
+                fold.opening(message)
+            else:
+                assert isinstance(route, Attach)
+                if fold is None or fold.incident_id != route.incident_id:
+                    await flush()
+                    fold = IncidentFold(incident_id=route.incident_id, firing=record.firing, distinct=record.distinct)
+                fold.add(message, stored(message.fingerprint))
+        await flush()
+        return record, states
+
+    async def correlate(events) -> None:
+        """Alerts and incident news by correlation key: attach, reopen, or open a new incident."""
         outbox = Outbox()
-        await outbox.send(correlation, ckey, forward)
+        groups: dict[str, list] = {}
+        for event in events:
+            if event.message.topic == cat.ALERTS_INTAKE.name:
+                found = await admitted_alert(event, outbox)
+                if found is None:
+                    continue
+                ckey, message = found
+            else:
+                message = await decode(event, correlation_message, dead, SERVICE)
+                if message is None:
+                    continue
+                ckey = key_of(event)
+            groups.setdefault(ckey, []).append((event, message))
+        now = utcnow()
+        folded = [(ckey, items[-1][0], await fold_key(ckey, items, outbox, now)) for ckey, items in groups.items()]
         await outbox.confirm()
-        if record is None or record.correlation_key != ckey:
-            fingerprints[key] = FingerprintRecord(
-                correlation_key=ckey, service=alert.service, alert_name=alert.name
-            ).model_dump(mode="json")
+        for ckey, last_event, (record, states) in folded:
+            write(correlations, last_event, ckey, record.model_dump(mode="json"))
+            for key, state in states.items():
+                write(alert_states, last_event, key, state.model_dump(mode="json"))
 
-    async def correlate(event) -> None:
-        """One correlation key at a time: attach to its incident, reopen it, or open a new one."""
-        message = await decode(event, correlation_message, dead, SERVICE)
-        if message is None:
-            return
-        key = key_of(event)
-        record = CorrelationRecord.model_validate(correlations.get(key) or {})
-        if isinstance(message, IncidentLink):
-            updated = apply_link(record, message)
-            if updated is not record:
-                correlations[key] = updated.model_dump(mode="json")
-            return
-        if seen(record.positions, message.origin):
-            return  # the normaliser sent this alert again after a restart
-        route = route_alert(record, message, org, utcnow())
-        positions = remember(record.positions, message.origin)
-        if isinstance(route, Drop):
-            log.info("alert %s dropped: %s", message.alert.alert_id, route.reason)
-            correlations[key] = record.model_copy(update={"positions": positions}).model_dump(mode="json")
-            return
-        if isinstance(route, OpenNew):
-            # Hashed: the stream names a fingerprint, which is the source's text and may hold
-            # anything (PostgreSQL text refuses NUL).
-            opening = hashlib.sha256(f"{message.origin.stream}:{message.origin.offset}".encode()).hexdigest()
-            incident_id = await allocate_incident_id(await pool.get(), opening, message.alert.received_at.date())
-            envelope = open_command(message, incident_id, route.previous_incident_id)
-            record = CorrelationRecord(incident_id=incident_id, status=None, version=0, positions=positions)
-        else:
-            assert isinstance(route, Attach)
-            envelope = attach_command(message, route.incident_id)
-            record = record.model_copy(update={"positions": positions})
+    async def route(events) -> None:
+        """Remember where each fingerprint correlates; send its alerts on, keyed by correlation key."""
         outbox = Outbox()
-        await outbox.send(commands, envelope.incident_id, envelope)
+        pending: dict[str, tuple] = {}
+        for event in events:
+            message = await decode(event, FingerprintedAlert, dead, SERVICE)
+            if message is None:
+                continue
+            key = key_of(event)
+            record = pending[key][1] if key in pending else None
+            if record is None and (stored := fingerprints.get(key)):
+                record = FingerprintRecord.model_validate(stored)
+            if record is not None and seen(record.positions, message.origin):
+                continue  # forwarded again after a restart: sent on already
+            ckey, alert = correlation_for(record, message.alert, org)
+            # This hop's own position: alerts of one fingerprint partition stay in order.
+            await outbox.send(correlation, ckey, CorrelateAlert(alert=alert, fingerprint=message.fingerprint,
+                                                                correlation_key=ckey, origin=origin_of(event)))
+            followed = record is not None and record.correlation_key == ckey
+            pending[key] = (event, FingerprintRecord(
+                correlation_key=ckey,
+                service=record.service if followed else alert.service,
+                alert_name=record.alert_name if followed else alert.name,
+                positions=remember(record.positions if record else {}, message.origin),
+            ))
         await outbox.confirm()
-        correlations[key] = record.model_dump(mode="json")
+        for key, (event, record) in pending.items():
+            write(fingerprints, event, key, record.model_dump(mode="json"))
 
-    async def apply(event) -> None:
+    async def apply(events) -> None:
         """Apply each command through the lifecycle and publish its audit events."""
-        envelope = await decode(event, CommandEnvelope, dead, SERVICE)
-        if envelope is None:
-            return
-        key = key_of(event)
-        if key != envelope.incident_id:
-            log.warning("command keyed %r names incident %r; using the key's record", key, envelope.incident_id)
-        record = IncidentRecord.model_validate(incidents.get(key) or {})
-        outcome = apply_command(record, envelope, origin_of(event).offset, org, utcnow())
-        if outcome.duplicate:
-            if outcome.record is not record:
-                incidents[key] = outcome.record.model_dump(mode="json")
-            return
         outbox = Outbox()
-        for audit_event in outcome.events:
-            await outbox.send(audit, key, audit_event)
-        if outcome.result is not None:
-            await outbox.send(results, key, outcome.result)
-        if outcome.link is not None:
-            await outbox.send(correlation, outcome.link.correlation_key, outcome.link)
+        pending: dict[str, tuple] = {}
+        now = utcnow()
+        for event in events:
+            envelope = await decode(event, CommandEnvelope, dead, SERVICE)
+            if envelope is None:
+                continue
+            key = key_of(event)
+            if key != envelope.incident_id:
+                log.warning("command keyed %r names incident %r; using the key's record", key, envelope.incident_id)
+            record = pending[key][1] if key in pending else IncidentRecord.model_validate(incidents.get(key) or {})
+            outcome = apply_command(record, envelope, origin_of(event).offset, org, now)
+            if outcome.record is not record:
+                pending[key] = (event, outcome.record)
+            for audit_event in outcome.events:
+                await outbox.send(audit, key, audit_event)
+            if outcome.result is not None:
+                await outbox.send(results, key, outcome.result)
+            if outcome.link is not None:
+                await outbox.send(correlation, outcome.link.correlation_key, outcome.link)
         await outbox.confirm()
-        incidents[key] = outcome.record.model_dump(mode="json")
+        for key, (event, record) in pending.items():
+            write(incidents, event, key, record.model_dump(mode="json"))
 
-
-    guarded_agent(app, intake, normalise, dead, SERVICE)
-    guarded_agent(app, by_fingerprint, route, dead, SERVICE)
-    guarded_agent(app, correlation, correlate, dead, SERVICE)
-    guarded_agent(app, commands, apply, dead, SERVICE)
+    batch_agent(app, app.topic(cat.ALERTS_INTAKE.name, cat.TRIAGE_CORRELATION.name, key_serializer="raw",
+                               value_serializer="raw"), correlate, dead, SERVICE)
+    batch_agent(app, by_fingerprint, route, dead, SERVICE)
+    batch_agent(app, commands, apply, dead, SERVICE)
+    _ = (intake, correlation)  # declared so Faust knows them (created with their partitions up front)
     return app
-

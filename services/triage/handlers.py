@@ -12,7 +12,7 @@ from pydantic import BaseModel
 
 from shared.audit import audit_event
 from shared.domain.alerts import Alert, AlertAction, AlertStatus, correlation_key
-from shared.domain.commands import AttachAlert, OpenIncident
+from shared.domain.commands import AttachAlerts, OpenIncident
 from shared.domain.events import evolve
 from shared.domain.incident import Incident, IncidentStatus
 from shared.domain.lifecycle import Context, NotFound, Rejected, decide, within_reopen_window
@@ -30,7 +30,10 @@ class CorrelationRecord(BaseModel):
     status: IncidentStatus | None = None
     resolved_at: datetime | None = None
     version: int = 0
-    positions: dict[str, int] = {}
+    positions: dict[str, int] = {}  # the highest position applied, per source stream
+    # The fingerprints of the incident the key feeds, and how many of them fire now.
+    distinct: int = 0
+    firing: int = 0
 
 
 class FingerprintRecord(BaseModel):
@@ -39,6 +42,7 @@ class FingerprintRecord(BaseModel):
     correlation_key: str
     service: str
     alert_name: str
+    positions: dict[str, int] = {}  # the highest position forwarded, per source stream
 
 
 def correlation_for(record: FingerprintRecord | None, alert: Alert, org: Organisation) -> tuple[str, Alert]:
@@ -125,17 +129,6 @@ def open_command(message: CorrelateAlert, incident_id: str, previous: str | None
     )
 
 
-def attach_command(message: CorrelateAlert, incident_id: str) -> CommandEnvelope:
-    return CommandEnvelope(
-        command_id=f"alert:{message.origin.stream}:{message.origin.offset}",
-        incident_id=incident_id,
-        actor=f"monitoring:{message.alert.integration}",
-        issued_at=message.alert.received_at,
-        origin=message.origin,
-        command=AttachAlert(alert=message.alert, fingerprint=message.fingerprint),
-    )
-
-
 def apply_link(record: CorrelationRecord, link: IncidentLink) -> CorrelationRecord:
     """Follow the incident the key feeds; news about an older incident changes nothing."""
     if record.incident_id not in (None, link.incident_id) or link.version <= record.version:
@@ -159,21 +152,36 @@ class Outcome:
     duplicate: bool = False
 
 
+def unapplied(record: IncidentRecord, command: AttachAlerts) -> tuple[AttachAlerts | None, dict[str, int]]:
+    """The part of a folded command not applied yet (None: all of it was), and the positions
+    after it. A correlator that restarted folds its batches again, cut differently."""
+    fresh = [origin for origin in command.origins if record.positions.get(origin.stream, -1) < origin.offset]
+    positions = dict(record.positions)
+    for origin in fresh:
+        positions[origin.stream] = max(origin.offset, positions.get(origin.stream, -1))
+    return (command.model_copy(update={"origins": fresh}) if fresh else None), positions
+
+
 def apply_command(
     record: IncidentRecord, envelope: CommandEnvelope, offset: int, org: Organisation, now: datetime
 ) -> Outcome:
     """Apply one command from ``incident.commands`` at ``offset``; redelivery is recognised."""
     if offset <= record.applied_offset:
         return Outcome(record=record, duplicate=True)
-    if envelope.origin is not None and seen(record.positions, envelope.origin):
-        return Outcome(record=record.model_copy(update={"applied_offset": offset}), duplicate=True)
-    if envelope.origin is None and envelope.command_id in record.recent_commands:
-        return Outcome(record=record.model_copy(update={"applied_offset": offset}), duplicate=True)
-
     bookkeeping: dict = {"applied_offset": offset}
+    if isinstance(envelope.command, AttachAlerts):
+        command, bookkeeping["positions"] = unapplied(record, envelope.command)
+        if command is None:
+            return Outcome(record=record.model_copy(update=bookkeeping), duplicate=True)
+        envelope = envelope.model_copy(update={"command": command})
+    elif envelope.origin is not None and seen(record.positions, envelope.origin):
+        return Outcome(record=record.model_copy(update=bookkeeping), duplicate=True)
+    elif envelope.origin is None and envelope.command_id in record.recent_commands:
+        return Outcome(record=record.model_copy(update=bookkeeping), duplicate=True)
+
     if envelope.origin is not None:
         bookkeeping["positions"] = remember(record.positions, envelope.origin)
-    else:
+    elif not isinstance(envelope.command, AttachAlerts):
         bookkeeping["recent_commands"] = [*record.recent_commands, envelope.command_id][-RECENT_COMMANDS:]
 
     state = record.incident

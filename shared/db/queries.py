@@ -76,6 +76,18 @@ async def alerts(conn: asyncpg.Connection, incident_id: str, limit: int = 500) -
     return [{**dict(r), "received_at": _iso(r["received_at"])} for r in rows]
 
 
+async def alert_refs(conn: asyncpg.Connection, incident_id: str, limit: int = 500) -> list[dict[str, Any]]:
+    """Each fingerprint's reference as the latest audit event that touched it left it."""
+    rows = await conn.fetch(
+        "SELECT ref FROM (SELECT DISTINCT ON (ref->>'fingerprint') ref, version FROM audit_events,"
+        " jsonb_array_elements(COALESCE(data->'refs', '[]'::jsonb)) AS ref WHERE incident_id = $1"
+        " ORDER BY ref->>'fingerprint', version DESC) latest ORDER BY ref->>'last_seen' DESC LIMIT $2",
+        incident_id,
+        limit,
+    )
+    return [dict(r["ref"]) for r in rows]
+
+
 # How a list may be ordered: newest opened first; open incidents' severity (SEV1
 # first, then newest); most recently closed first.
 _ORDER = {

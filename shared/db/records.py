@@ -73,18 +73,13 @@ async def record_event(conn: asyncpg.Connection, event: AuditEvent) -> bool:
 
 async def _record_side_rows(conn: asyncpg.Connection, event: AuditEvent) -> None:
     data = event.data
-    if event.change in ("alert_attached", "alert_resolved") or (event.change == "opened" and event.incident["alerts"]):
-        alert = data.get("alert")
-        if event.change == "opened":
-            alert = next(iter(event.incident["alerts"].values()))
-            alert_id = f"{event.incident_id}:opening"
-        else:
-            alert_id = data["alert_id"]
-        await conn.execute(
+    if event.change in ("opened", "alerts_attached") and data.get("refs"):
+        # One row per fingerprint touched by the event, as it stood after it.
+        await conn.executemany(
             "INSERT INTO incident_alerts (alert_id, incident_id, fingerprint, status, summary, source, received_at,"
             " event_id) VALUES ($1,$2,$3,$4,$5,$6,$7,$8) ON CONFLICT (alert_id) DO NOTHING",
-            alert_id, event.incident_id, alert["fingerprint"], alert["status"], alert["summary"], alert["source"],
-            _ts(alert["last_seen"]), event.event_id,
+            [(f"{event.event_id}:{ref['fingerprint']}", event.incident_id, ref["fingerprint"], ref["status"],
+              ref["summary"], ref["source"], _ts(ref["last_seen"]), event.event_id) for ref in data["refs"]],
         )
     elif event.change == "update_posted":
         await conn.execute(

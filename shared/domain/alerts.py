@@ -96,7 +96,9 @@ def correlation_key(alert: Alert, org: Organisation) -> str:
 
 
 class AlertRef(BaseModel):
-    """What an incident remembers of one fingerprint."""
+    """What an incident remembers of one fingerprint: kept beside the incident (triage's
+    alert table, PostgreSQL's incident_alerts), never inside it, so that one more alert
+    costs the same however many the incident already has."""
 
     fingerprint: str
     dedup_key: str | None = None
@@ -107,3 +109,36 @@ class AlertRef(BaseModel):
     first_seen: datetime
     last_seen: datetime
     source: str
+    labels: dict[str, str] = {}
+
+
+def fold_ref(previous: AlertRef | None, alert: Alert, fingerprint_: str) -> AlertRef:
+    """The reference after one more alert of its fingerprint."""
+    return AlertRef(
+        fingerprint=fingerprint_,
+        dedup_key=alert.dedup_key or fingerprint_,
+        summary=alert.summary,
+        name=alert.name,
+        status=alert.status,
+        count=(previous.count + 1) if previous else 1,
+        first_seen=previous.first_seen if previous else alert.received_at,
+        last_seen=alert.received_at,
+        source=alert.source,
+        labels=alert.labels,
+    )
+
+
+def needs_lookup(alert: Alert) -> bool:
+    """Whether follow-ups of this alert may come without what identifies its correlation.
+
+    A source's own dedup key (PagerDuty, Opsgenie, a native dedup_key) names the alert
+    on its own: its acknowledge or resolve may carry no service or a different summary,
+    so it must find the correlation key its trigger had (triage's fingerprint table).
+    An alert fingerprinted by its labels (Alertmanager, native without dedup_key) always
+    carries them, so its correlation key is computed again, right at the edge.
+    """
+    return alert.dedup_key is not None and alert.source not in LABELLED_SOURCES
+
+
+# Sources whose dedup key is itself a hash of the labels every notification carries.
+LABELLED_SOURCES = frozenset({"alertmanager", "grafana"})

@@ -1,12 +1,12 @@
 """Commands: what someone (a person, a monitoring system, a timer) asks of an incident."""
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from typing import Annotated, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .alerts import Alert, Link
+from .alerts import Alert, AlertAction, AlertRef, Link
 from .incident import ActionStatus, Priority
 from .organisation import Category, Severity
 
@@ -37,10 +37,29 @@ class OpenIncident(_Command):
     previous_incident_id: str | None = None
 
 
-class AttachAlert(_Command):
-    kind: Literal["attach_alert"] = "attach_alert"
-    alert: Alert
-    fingerprint: str
+class AlertOrigin(BaseModel):
+    """Where one folded alert was read, and what it asked for: a redelivered command is
+    applied only for the alerts not applied yet, however the batches were cut."""
+
+    model_config = ConfigDict(frozen=True)
+    stream: str
+    offset: int
+    action: AlertAction
+
+
+class AttachAlerts(_Command):
+    """Alerts of one incident, folded from one batch: one command (and one audit event)
+    for all of them, never one each. ``refs`` hold the fingerprints touched, after the
+    batch; ``firing_alerts`` and ``distinct_alerts`` are the incident's totals after it."""
+
+    kind: Literal["attach_alerts"] = "attach_alerts"
+    origins: list[AlertOrigin]
+    refs: list[AlertRef]
+    firing_alerts: int = Field(ge=0)
+    distinct_alerts: int = Field(ge=0)
+    # The earliest start a trigger of the batch reports (detection never later than it).
+    detected_at: datetime | None = None
+    first_trigger_summary: str | None = None
 
 
 class Acknowledge(_Command):
@@ -152,7 +171,7 @@ class CompletePostmortem(_Command):
 Command = Annotated[
     Union[
         OpenIncident,
-        AttachAlert,
+        AttachAlerts,
         Acknowledge,
         PostUpdate,
         AddMitigation,

@@ -27,6 +27,8 @@ class _Event(BaseModel):
 class Opened(_Event):
     change: Literal["opened"] = "opened"
     incident: Incident
+    # The opening alert's reference (kept beside the incident, not in it).
+    refs: list[AlertRef] = []
 
     @property
     def audit_type(self) -> str:
@@ -36,17 +38,27 @@ class Opened(_Event):
         return f"opened {self.incident.severity.value} on {self.incident.service}: {self.incident.title}"
 
 
-class AlertReceived(_Event):
-    change: Literal["alert_attached", "alert_resolved"]
-    alert_id: str
-    alert: AlertRef
-    # Set when this alert says the problem started before the incident's detection
+class AlertsAttached(_Event):
+    """Alerts of one batch recorded on the incident: counts, and the references touched."""
+
+    change: Literal["alerts_attached"] = "alerts_attached"
+    count: int
+    firing: int = 0
+    resolved: int = 0
+    acknowledged: int = 0
+    refs: list[AlertRef] = []
+    firing_alerts: int
+    distinct_alerts: int
+    # Set when an alert says the problem started before the incident's detection
     # (e.g. Alertmanager's startsAt arriving after a PagerDuty event without one).
     detected_at: datetime | None = None
 
     def describe(self) -> str:
-        verb = "resolved by its source" if self.change == "alert_resolved" else "received"
-        return f"alert {self.alert.name!r} {verb} (seen {self.alert.count} times)"
+        if self.count == 1 and self.refs:
+            verb = "resolved by its source" if self.resolved else "received"
+            return f"alert {self.refs[0].name!r} {verb} (seen {self.refs[0].count} times)"
+        return (f"{self.count} alerts received ({self.firing} firing, {self.resolved} resolved); "
+                f"{self.firing_alerts} of {self.distinct_alerts} firing")
 
 
 class Acknowledged(_Event):
@@ -215,7 +227,7 @@ class PostmortemCompleted(_Event):
 Event = Annotated[
     Union[
         Opened,
-        AlertReceived,
+        AlertsAttached,
         Acknowledged,
         UpdatePosted,
         MitigationAdded,
@@ -269,10 +281,12 @@ def _with_postmortem(state: Incident, **changes) -> Incident:
 
 
 def _apply(state: Incident, event: _Event) -> Incident:  # noqa: C901 - one branch per event
-    if isinstance(event, AlertReceived):
-        alerts = dict(state.alerts)
-        alerts[event.alert.fingerprint] = event.alert
-        update = {"alerts": alerts, "alert_count": state.alert_count + 1}
+    if isinstance(event, AlertsAttached):
+        update = {
+            "alert_count": state.alert_count + event.count,
+            "firing_alerts": event.firing_alerts,
+            "distinct_alerts": event.distinct_alerts,
+        }
         if event.detected_at is not None:
             update["detected_at"] = event.detected_at
         return state.model_copy(update=update)

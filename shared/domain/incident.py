@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from .alerts import AlertRef, Link
+from .alerts import Link
 from .organisation import Category, Severity, Target
 
 
@@ -115,8 +115,11 @@ class Incident(BaseModel):
     escalation: EscalationPlan | None = None
     escalation_step: tuple[int, int] | None = None  # (round, level) last paged
     escalation_failed: bool = False
-    alerts: dict[str, AlertRef] = {}
+    # Every alert received (repeats included), the fingerprints among them, and how many
+    # of those fire now. The references themselves live beside the incident (AlertRef).
     alert_count: int = 0
+    distinct_alerts: int = 0
+    firing_alerts: int = 0
     detected_at: datetime
     opened_at: datetime
     acknowledged_at: datetime | None = None
@@ -139,7 +142,3 @@ class Incident(BaseModel):
         if self.resolved_at is None or self.status.is_open:
             return None
         return round((self.resolved_at - self.detected_at).total_seconds() / 60.0, 2)
-
-    @property
-    def firing_alerts(self) -> int:
-        return sum(1 for ref in self.alerts.values() if ref.status.value == "firing")

@@ -11,14 +11,14 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from .alerts import AlertAction, AlertRef, AlertStatus
+from .alerts import AlertAction, fold_ref
 from .classification import Facts, classify
 from .commands import (
     Acknowledge,
     AddActionItem,
     AddEvidence,
     AddMitigation,
-    AttachAlert,
+    AttachAlerts,
     ChangeCommander,
     ChangeSeverity,
     Close,
@@ -38,7 +38,7 @@ from .decisions import Context, NotFound, Rejected, require
 from .escalation import plan_for
 from .events import (
     Acknowledged,
-    AlertReceived,
+    AlertsAttached,
     CommanderChanged,
     EscalationFailed,
     Escalated,
@@ -78,7 +78,9 @@ def decide(state: Incident | None, command, ctx: Context) -> list[_Event]:
     if isinstance(command, OpenIncident):
         if state is not None:
             return []  # already opened: a redelivered open is a no-op
-        return [Opened(actor=ctx.actor, at=ctx.now, incident=_new_incident(state, command, ctx))]
+        alert = command.alert
+        refs = [fold_ref(None, alert, command.fingerprint or alert.alert_id)] if alert is not None else []
+        return [Opened(actor=ctx.actor, at=ctx.now, incident=_new_incident(state, command, ctx), refs=refs)]
     if state is None:
         raise NotFound("no such incident")
     handler = _HANDLERS.get(type(command))
@@ -119,24 +121,11 @@ def _new_incident(_: None, command: OpenIncident, ctx: Context) -> Incident:
             runbook_url=verdict.playbook.runbook_url,
             steps=[PlaybookStep(text=text) for text in verdict.playbook.steps],
         )
-    alerts: dict[str, AlertRef] = {}
     links = list(command.links)
     annotations: dict[str, str] = {}
     labels = dict(command.labels)
     source = "declared"
     if alert is not None:
-        fingerprint = command.fingerprint or alert.alert_id
-        alerts[fingerprint] = AlertRef(
-            fingerprint=fingerprint,
-            dedup_key=alert.dedup_key or fingerprint,
-            summary=alert.summary,
-            name=alert.name,
-            status=alert.status,
-            count=1,
-            first_seen=alert.received_at,
-            last_seen=alert.received_at,
-            source=alert.source,
-        )
         links.extend(alert.links)
         annotations = dict(alert.annotations)
         labels = dict(alert.labels)
@@ -164,8 +153,9 @@ def _new_incident(_: None, command: OpenIncident, ctx: Context) -> Incident:
         links=links,
         playbook=playbook,
         escalation=plan_for(org, verdict.team, facts.service),
-        alerts=alerts,
         alert_count=1 if alert is not None else 0,
+        distinct_alerts=1 if alert is not None else 0,
+        firing_alerts=1 if alert is not None and alert.action is not AlertAction.RESOLVE else 0,
         detected_at=detected,
         opened_at=ctx.now,
         updated_at=ctx.now,
@@ -174,43 +164,42 @@ def _new_incident(_: None, command: OpenIncident, ctx: Context) -> Incident:
     )
 
 
-def _attach_alert(state: Incident, command: AttachAlert, ctx: Context) -> list[_Event]:
-    alert = command.alert
-    previous = state.alerts.get(command.fingerprint)
-    ref = AlertRef(
-        fingerprint=command.fingerprint,
-        dedup_key=alert.dedup_key or command.fingerprint,
-        summary=alert.summary,
-        name=alert.name,
-        status=alert.status,
-        count=(previous.count + 1) if previous else 1,
-        first_seen=previous.first_seen if previous else alert.received_at,
-        last_seen=alert.received_at,
-        source=alert.source,
-    )
-    change = "alert_resolved" if alert.status is AlertStatus.RESOLVED else "alert_attached"
-    actor = f"monitoring:{alert.integration}"
+def _attach_alerts(state: Incident, command: AttachAlerts, ctx: Context) -> list[_Event]:
+    """A batch of alerts folded into one: counted, and what they mean for the lifecycle.
+
+    Within one batch only the net change counts: a fingerprint that resolves and fires
+    again in the same batch simply fires. The command's alerts already applied (it was
+    delivered again, cut differently) are recognised by triage before this is called.
+    """
+    actions = [origin.action for origin in command.origins]
+    triggers = actions.count(AlertAction.TRIGGER)
+    resolves = actions.count(AlertAction.RESOLVE)
+    acknowledges = actions.count(AlertAction.ACKNOWLEDGE)
+    actor = ctx.actor
     events: list[_Event] = []
     # Only a new trigger is a recurrence: an acknowledge from the source for an
     # incident that is already resolved must not reopen it.
-    if alert.action is AlertAction.TRIGGER and state.status in (R, C):
-        events.append(Reopened(actor=actor, at=ctx.now, reason=f"recurrence: {alert.summary}", recurrence=True))
+    reopened = bool(triggers) and state.status in (R, C)
+    if reopened:
+        summary = command.first_trigger_summary or "an alert fired again"
+        events.append(Reopened(actor=actor, at=ctx.now, reason=f"recurrence: {summary}", recurrence=True))
     # Detection is the earliest start any alert of this episode reports.
     earlier = None
-    if alert.action is AlertAction.TRIGGER and state.status.is_open and alert.detected_at < state.detected_at:
-        earlier = alert.detected_at
+    if triggers and state.status.is_open and command.detected_at is not None and command.detected_at < state.detected_at:
+        earlier = command.detected_at
     events.append(
-        AlertReceived(actor=actor, at=ctx.now, change=change, alert_id=alert.alert_id, alert=ref, detected_at=earlier)
-    )
-    if alert.action is AlertAction.ACKNOWLEDGE and state.status is T:
-        events.append(Acknowledged(actor=actor, at=ctx.now, note="acknowledged by the monitoring source"))
-    if alert.status is AlertStatus.RESOLVED and state.status.is_open:
-        others_firing = any(
-            r.status is AlertStatus.FIRING for fp, r in state.alerts.items() if fp != command.fingerprint
+        AlertsAttached(
+            actor=actor, at=ctx.now, count=len(actions), firing=triggers, resolved=resolves, acknowledged=acknowledges,
+            refs=command.refs, firing_alerts=command.firing_alerts, distinct_alerts=command.distinct_alerts,
+            detected_at=earlier,
         )
-        if not others_firing:
-            events.append(Resolved(actor=actor, at=ctx.now, by_monitoring=True, note="every alert resolved"))
-            events.extend(postmortems.on_resolve(state, ctx))
+    )
+    status = T if reopened else state.status
+    if acknowledges and status is T:
+        events.append(Acknowledged(actor=actor, at=ctx.now, note="acknowledged by the monitoring source"))
+    if resolves and command.firing_alerts == 0 and status.is_open:
+        events.append(Resolved(actor=actor, at=ctx.now, by_monitoring=True, note="every alert resolved"))
+        events.extend(postmortems.on_resolve(state, ctx))
     return events
 
 
@@ -348,7 +337,7 @@ def _reminder(state: Incident, command: SendReminder, ctx: Context) -> list[_Eve
 
 
 _HANDLERS = {
-    AttachAlert: _attach_alert,
+    AttachAlerts: _attach_alerts,
     Acknowledge: _acknowledge,
     PostUpdate: _post_update,
     AddMitigation: _add_mitigation,

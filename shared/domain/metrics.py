@@ -70,31 +70,40 @@ def counter_increments(change: str, incident: Incident) -> list[tuple[str, Label
         "escalated": [("escalations_total", (team,))],
         "escalation_failed": [("escalation_failures_total", (team,))],
         "mttr_target_breached": [("mttr_target_breaches_total", (sev,))],
-        "alert_attached": [("alerts_deduplicated_total", (("service", incident.service),))],
         "postmortem_overdue": [("postmortem_reminders_total", (team,))],
     }
     return table.get(change, [])
 
 
-def apply_alert(previous: IncidentFacts, version: int, change: str, service: str) -> IncidentFacts | None:
-    """The facts after an alert attached or resolved (nothing but counters can change)."""
+def _count_deduplicated(counts: dict[str, int], service: str, firing: int) -> None:
+    """Alerts that fired into an incident already open for them (one event folds many)."""
+    if firing:
+        key = counter_key("alerts_deduplicated_total", (("service", service),))
+        counts[key] = counts.get(key, 0) + firing
+
+
+def apply_alert(previous: IncidentFacts, version: int, change: str, service: str, firing: int = 1) -> IncidentFacts | None:
+    """The facts after alerts attached or resolved (nothing but counters can change)."""
     if previous.last_version >= version:
         return None
     counts = dict(previous.counts)
-    if change == "alert_attached":
-        key = counter_key("alerts_deduplicated_total", (("service", service),))
-        counts[key] = counts.get(key, 0) + 1
+    if change == "alerts_attached":
+        _count_deduplicated(counts, service, firing)
     return previous.model_copy(update={"counts": counts, "last_version": version})
 
 
-def apply_audit(previous: IncidentFacts | None, version: int, change: str, incident: Incident) -> IncidentFacts | None:
-    """The facts after one audit event, or None when this version was already folded."""
+def apply_audit(previous: IncidentFacts | None, version: int, change: str, incident: Incident,
+                firing: int = 0) -> IncidentFacts | None:
+    """The facts after one audit event, or None when this version was already folded.
+    ``firing``: for alerts attached, how many of them fired."""
     if previous is not None and previous.last_version >= version:
         return None
     counts = dict(previous.counts) if previous else {}
     for name, labels in counter_increments(change, incident):
         key = counter_key(name, labels)
         counts[key] = counts.get(key, 0) + 1
+    if change == "alerts_attached":
+        _count_deduplicated(counts, incident.service, firing)
     # A reopen clears acknowledged_at on the incident; the first acknowledgement is kept here.
     acknowledged = (previous.first_acknowledged_at if previous else None) or incident.acknowledged_at
     # resolved_at survives a reopen, so the first one seen is the first resolution.

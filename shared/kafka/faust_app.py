@@ -112,6 +112,7 @@ def guarded_agent(app: faust.App, channel, handle, dead_letter_topic, service: s
             faust_fixes.handled(event.message)
 
     agent.__doc__ = handle.__doc__
-    faust_fixes.guard_topics(channel)
-    return app.agent(channel, name=f"{service}.{handle.__name__}", concurrency=1)(agent)
+    name = f"{service}.{handle.__name__}"
+    faust_fixes.guard_topics(channel, name)
+    return app.agent(channel, name=name, concurrency=1)(agent)
 

@@ -63,10 +63,20 @@ _original_ack = Consumer.ack
 _original_init = Consumer.__init__
 
 
-def guard_topics(channel) -> None:
+_AGENTS: dict[str, frozenset[str]] = {}
+
+
+def guard_topics(channel, agent: str = "") -> None:
     """Messages of these topics are acknowledged only once an agent has handled them."""
     names = getattr(channel, "topics", None) or [channel.get_topic_name()]
     _GUARDED.update(names)
+    if agent:
+        _AGENTS[agent] = frozenset(names)
+
+
+def agent_topics() -> dict[str, frozenset[str]]:
+    """Each agent of ours and the topics it reads (the live map: agents register as built)."""
+    return _AGENTS
 
 
 def handled(message) -> None:

@@ -14,6 +14,7 @@ from faust.transport.consumer import Consumer
 from .. import catalogue as cat
 from ..messages import Probe
 from ..settings import Settings
+from . import faust_fixes
 from .liveness import STALLS, Watchdog
 from .probes import Probes
 from .streams import decode
@@ -45,7 +46,24 @@ def install(app: faust.App, service: str, settings: Settings) -> Probes:
     probes = Probes(service)
     topic = declare(app, cat.HEALTH_PROBES, settings.topic_partitions)
     dead = declare(app, cat.DEAD_LETTER, settings.topic_partitions)
-    watchdog = Watchdog(settings.kafka_bootstrap, settings.liveness_seconds, service)
+    agents = faust_fixes.agent_topics()
+
+    def lagging() -> dict | None:
+        """Per agent, its partitions with messages waiting, and their committed offsets."""
+        if app.rebalancing or app.in_recovery or not app.tables.recovery.completed.is_set():
+            return None
+        consumer = app.consumer
+        found: dict = {}
+        for tp in consumer.assignment():
+            for agent, topics in agents.items():
+                if tp.topic not in topics:
+                    continue
+                committed, highwater = consumer._committed_offset.get(tp), consumer.highwater(tp)
+                if committed is not None and highwater is not None and highwater > committed:
+                    found.setdefault(agent, {})[tp] = (committed, highwater)
+        return found
+
+    watchdog = Watchdog(settings.kafka_bootstrap, settings.liveness_seconds, service, lagging=lagging)
 
     async def answer_probe(event) -> None:
         """Probes of this service (every service reads them all) complete a readiness check."""
@@ -62,7 +80,7 @@ def install(app: faust.App, service: str, settings: Settings) -> Probes:
 
     @app.page("/readyz")
     async def readyz(web, request):
-        stalled = STALLS.oldest()
+        stalled = watchdog.oldest()
         if stalled is not None and stalled[1] > settings.liveness_seconds:
             body = {"ready": False, "reason": f"unhealthy: {stalled[0]} running for {stalled[1]:.0f}s"}
         elif app.rebalancing:

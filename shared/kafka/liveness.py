@@ -49,6 +49,9 @@ class Stalls:
 
 
 STALLS = Stalls()
+# Work retrying while a dependency other than the broker (PostgreSQL) is away: an outage,
+# not a stall, so no progress is expected meanwhile (see Progress).
+DEPENDENCY_WAITS = Stalls()
 
 
 def verdict(oldest: tuple[str, float] | None, bound: float, broker_answers: bool) -> str | None:
@@ -73,16 +76,70 @@ async def broker_answers(bootstrap: str, timeout: float = 2.0) -> bool:
 
 
 @dataclass
+class Progress:
+    """Whether each agent with messages waiting makes progress: an agent none of whose
+    waiting partitions has moved its committed offset within the bound is stalled,
+    whatever it waits on (stuck in a handler, its partitions never read again), even if
+    nothing above is running. One partition read slowly while others move is not a stall.
+    """
+
+    since: dict = field(default_factory=dict)  # agent -> (its committed offsets, monotonic when they last moved)
+
+    def observe(self, lagging: dict, now: float | None = None) -> tuple[str, float] | None:
+        """``lagging``: agent -> {partition: (committed, highwater)} for partitions with
+        messages waiting. Returns the agent stuck longest, as (description, seconds)."""
+        now = time.monotonic() if now is None else now
+        worst = None
+        for agent in list(self.since):
+            if not lagging.get(agent):
+                del self.since[agent]
+        for agent, partitions in lagging.items():
+            if not partitions:
+                continue
+            committed = {tp: c for tp, (c, _) in partitions.items()}
+            seen = self.since.get(agent)
+            moved = seen is None or any(seen[0].get(tp) != c for tp, c in committed.items())
+            if moved:
+                self.since[agent] = (committed, now)
+                continue
+            age = now - seen[1]
+            if worst is None or age > worst[1]:
+                waiting = sum(h - c for c, h in partitions.values())
+                where = ", ".join(f"{tp.topic}[{tp.partition}]@{c}" for tp, (c, _) in sorted(partitions.items()))
+                worst = (f"agent {agent} ({waiting} messages waiting at {where})", age)
+        return worst
+
+    def reset(self) -> None:
+        self.since.clear()
+
+
+@dataclass
 class Watchdog:
     bootstrap: str
     bound: float
     service: str
     stalls: Stalls = field(default_factory=lambda: STALLS)
+    # Partitions with messages waiting and their committed offsets (None: not now, e.g.
+    # while rebalancing); see Progress.
+    lagging: object = None
+    progress: Progress = field(default_factory=Progress)
     unhealthy: str | None = None
     _outage: bool = False
 
-    async def check(self) -> str | None:
+    def oldest(self) -> tuple[str, float] | None:
         oldest = self.stalls.oldest()
+        lagging = self.lagging() if self.lagging is not None else None
+        if lagging is None or DEPENDENCY_WAITS.oldest() is not None:
+            self.progress.reset()
+            return oldest
+        stuck = self.progress.observe(lagging)
+        if stuck is not None:
+            stuck = (f"no progress on {stuck[0]}", stuck[1])
+        candidates = [c for c in (oldest, stuck) if c is not None]
+        return max(candidates, key=lambda c: c[1]) if candidates else None
+
+    async def check(self) -> str | None:
+        oldest = self.oldest()
         if oldest is None or oldest[1] <= self.bound:
             return None
         answers = await broker_answers(self.bootstrap)

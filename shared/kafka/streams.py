@@ -13,7 +13,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from ..messages import DeadLetter, Origin
 from .json_producer import encode
-from .liveness import STALLS
+from .liveness import DEPENDENCY_WAITS, STALLS
 
 log = logging.getLogger(__name__)
 M = TypeVar("M")
@@ -96,7 +96,8 @@ async def process(event, handle, dead_letter_topic, service: str, retry_seconds:
         except Exception as exc:  # noqa: BLE001 - everything else is poison for this message
             if transient(exc):
                 log.warning("%s: dependency unavailable (%s); retrying", service, exc)
-                await asyncio.sleep(retry_seconds)
+                with DEPENDENCY_WAITS.watch(f"retrying after {type(exc).__name__}"):
+                    await asyncio.sleep(retry_seconds)
                 continue
             log.exception("%s: failed to process a message", service)
             if event.message.topic == dead_letter_topic.get_topic_name():

@@ -45,6 +45,9 @@ class Timeline:
         self.actor = actor
         self.state: Incident | None = None
         self.history: list = []
+        # What triage keeps beside the incident: each fingerprint's reference.
+        self.refs: dict = {}
+        self._offsets = itertools.count()
 
     def ctx(self, actor: str | None = None) -> Context:
         return Context(now=self.now, org=self.org, actor=actor or self.actor)
@@ -62,11 +65,35 @@ class Timeline:
             assert self.state.version == before + 1
             assert self.state.updated_at == event.at
             self.history.append(event)
+            for ref in getattr(event, "refs", ()):
+                self.refs[ref.fingerprint] = ref
         return events
+
+    def attach(self, *alerts: Alert, actor: str | None = None) -> list:
+        """Alerts folded into one command the way triage folds a batch (services/triage/folding.py)."""
+        envelope = fold_alerts(self.state, self.refs, alerts, self.org, self._offsets)
+        return self.run(envelope.command, actor=actor or envelope.actor)
+
 
     def advance(self, **delta: float) -> datetime:
         self.now = self.now + timedelta(**delta)
         return self.now
+
+
+def fold_alerts(state: Incident, refs: dict, alerts, org: Organisation, offsets):
+    """The one command triage makes of ``alerts`` for ``state``'s incident, given the
+    fingerprints' references so far (``refs``, by fingerprint)."""
+    from services.triage.folding import FingerprintState, IncidentFold
+    from shared.messages import CorrelateAlert, Origin
+
+    fold = IncidentFold(state.incident_id, state.firing_alerts, state.distinct_alerts)
+    for alert in alerts:
+        fp = fingerprint(alert, org)
+        stored = refs.get(fp)
+        message = CorrelateAlert(alert=alert, fingerprint=fp, correlation_key=state.correlation_key,
+                                 origin=Origin(topic="alerts.intake", partition=0, offset=next(offsets)))
+        fold.add(message, FingerprintState(incident_id=state.incident_id, ref=stored) if stored else None)
+    return fold.command()
 
 
 @pytest.fixture(scope="session")

@@ -16,7 +16,7 @@ def _view(line) -> dict:
     """The incident as the API shows it: the record without milestones, alerts as a list."""
     record = line.state.model_dump(mode="json")
     record.pop("milestones")
-    record["alerts"] = list(record["alerts"].values())
+    record["alerts"] = list(line.refs.values())
     return record
 
 

@@ -103,3 +103,27 @@ def test_on_the_intake_topic_offsets_that_never_come_are_taken_for_transaction_m
     results = [_run(consumer, [12, 13], topic="alerts.intake") for _ in range(4)]
     assert results[:3] == [[], [], []] and results[3] == [12, 13]
     assert len(consumer.seeks) == 3
+
+
+def test_an_agent_whose_commits_stay_put_while_messages_wait_is_a_stall():
+    from shared.kafka.liveness import Progress, verdict
+
+    progress = Progress()
+    a, b = TP("triage.alerts", 0), TP("triage.alerts", 1)
+    assert progress.observe({"route": {a: (10, 50)}}, now=0.0) is None
+    assert progress.observe({"route": {a: (30, 50)}}, now=20.0) is None  # it moved: progress
+    stuck = progress.observe({"route": {a: (30, 60)}}, now=45.0)
+    assert stuck is not None and stuck[1] == 25.0 and "30 messages waiting" in stuck[0]
+    assert verdict(stuck, 20.0, broker_answers=True) is not None
+    assert verdict(stuck, 20.0, broker_answers=False) is None  # the broker is away: an outage
+    assert progress.observe({}, now=50.0) is None  # caught up: nothing waits
+
+
+def test_one_partition_read_slowly_while_the_agent_moves_elsewhere_is_not_a_stall():
+    from shared.kafka.liveness import Progress
+
+    progress = Progress()
+    a, b = TP("triage.alerts", 0), TP("triage.alerts", 1)
+    progress.observe({"route": {a: (10, 50), b: (0, 90)}}, now=0.0)
+    for second in range(1, 60):
+        assert progress.observe({"route": {a: (10, 50), b: (second, 90)}}, now=float(second)) is None

@@ -62,8 +62,9 @@ def test_open_from_an_alert(open_incident, make_alert, org, now):
     assert [link.href for link in state.links] == ["https://grafana.example.com/d/1"]
     assert state.playbook is None
     assert state.alert_count == 1
-    assert list(state.alerts) == [fingerprint(alert, org)]
-    ref = state.alerts[fingerprint(alert, org)]
+    assert state.distinct_alerts == state.firing_alerts == 1
+    assert list(line.refs) == [fingerprint(alert, org)]  # kept beside the incident, not in it
+    ref = line.refs[fingerprint(alert, org)]
     assert ref.fingerprint == ref.dedup_key == fingerprint(alert, org)
     assert ref.count == 1 and ref.status is AlertStatus.FIRING
     assert ref.first_seen == ref.last_seen == alert.received_at
@@ -99,7 +100,7 @@ def test_open_a_declared_incident(open_incident, now):
     assert state.team == "payments"
     assert state.severity is Severity.SEV2
     assert state.impact == "customers cannot pay"
-    assert state.alerts == {} and state.alert_count == 0
+    assert state.distinct_alerts == state.alert_count == 0 and line.refs == {}
     assert state.detected_at == now
     assert state.labels == {"region": "eu"}
     # payments-oncall hands off at 09:00 New York time; NOW is 07:00 there, so the

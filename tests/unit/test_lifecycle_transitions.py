@@ -166,7 +166,7 @@ def test_evolve_without_a_state_needs_opened(now):
 
 def test_versions_increase_by_one_and_audit_types(open_incident, make_alert, org):
     from shared.domain.alerts import fingerprint
-    from shared.domain.commands import AddActionItem, AttachAlert, EditPostmortem, CompletePostmortem
+    from shared.domain.commands import AddActionItem, EditPostmortem, CompletePostmortem
 
     line = open_incident(severity=Severity.SEV2)
     for command in [
@@ -185,7 +185,7 @@ def test_versions_increase_by_one_and_audit_types(open_incident, make_alert, org
         line.run(command)
     line.advance(minutes=1)
     recurring = make_alert()
-    line.run(AttachAlert(alert=recurring, fingerprint=fingerprint(recurring, org)))
+    line.attach(recurring)
 
     history = line.history
     assert line.state.version == len(history)
@@ -203,19 +203,15 @@ def test_versions_increase_by_one_and_audit_types(open_incident, make_alert, org
     assert set(audit) >= {
         "acknowledged", "update_posted", "evidence_added", "mitigation_added", "commander_changed", "resolved",
         "postmortem_created", "postmortem_edited", "action_item_added", "postmortem_completed", "reopened",
-        "alert_attached",
+        "alerts_attached",
     }
     assert set(audit.values()) == {"incident.updated"}
     assert isinstance(history[0], Opened)
 
 
 def test_milestones_record_lifecycle_changes_but_not_alerts(open_incident, make_alert, org):
-    from shared.domain.alerts import fingerprint
-    from shared.domain.commands import AttachAlert
-
     line = open_incident()
-    alert = make_alert()
-    line.run(AttachAlert(alert=alert, fingerprint=fingerprint(alert, org)))
+    line.attach(make_alert())
     line.run(Acknowledge(), actor="carol")
     line.run(AddEvidence(title="x", url="https://x.example.com"))
     milestones = line.state.milestones

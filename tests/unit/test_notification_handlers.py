@@ -47,6 +47,12 @@ class Stream:
         self.planned.extend(out)
         return out[-1] if len(out) == 1 else out
 
+    def attach(self, *alerts):
+        from conftest import fold_alerts
+
+        envelope = fold_alerts(self.state, {}, alerts, self.org, iter(range(10**6)))
+        return self.run(envelope.command, actor=envelope.actor)
+
     def at(self, **delta: float) -> None:
         self.now = self.now + timedelta(**delta)
 
@@ -89,7 +95,7 @@ def test_opened_tells_the_owning_team_with_structured_fields_and_logs_it(stream,
 
 def test_every_lifecycle_change_notifies_but_alert_repeats_and_evidence_do_not(stream, make_alert):
     line = stream()
-    assert line.run(c.AttachAlert(alert=make_alert(), fingerprint="fp")).notifications == []
+    assert line.attach(make_alert()).notifications == []
     assert line.run(c.AddEvidence(title="graph", url="https://g")).notifications == []
     kinds = []
     for command in (c.Acknowledge(), c.PostUpdate(message="on it"), c.AddMitigation(description="restart"),

@@ -11,7 +11,6 @@ from shared.domain.commands import (
     Acknowledge,
     AddActionItem,
     AddMitigation,
-    AttachAlert,
     ChangeCommander,
     Close,
     CompletePostmortem,
@@ -351,8 +350,8 @@ def test_recurrence_blocks_close_until_a_new_action(open_incident, make_alert, o
 
     line.advance(hours=20)
     alert = make_alert(received_at=line.now)
-    events = line.run(AttachAlert(alert=alert, fingerprint=fingerprint(alert, org)))
-    assert changes(events) == ["reopened", "alert_attached"]
+    events = line.attach(alert)
+    assert changes(events) == ["reopened", "alerts_attached"]
     assert line.state.status is IncidentStatus.TRIGGERED
     line.run(Resolve())
     with pytest.raises(Rejected, match="additional corrective action"):

@@ -14,7 +14,6 @@ from services.triage.handlers import (
     OpenNew,
     apply_command,
     apply_link,
-    attach_command,
     correlation_for,
     open_command,
     route_alert,
@@ -28,7 +27,17 @@ from shared.messages import CommandEnvelope, CorrelateAlert, IncidentLink, Origi
 def _message(org, alert, offset=0, partition=0):
     fp = fingerprint(alert, org)
     return CorrelateAlert(alert=alert, fingerprint=fp, correlation_key=correlation_key(alert, org),
-                          origin=Origin(topic="alerts.intake", partition=partition, offset=offset, lane=fp))
+                          origin=Origin(topic="alerts.intake", partition=partition, offset=offset))
+
+
+def _attach(*messages, incident_id="INC-2026-03-02-001", firing=1, distinct=1):
+    """The folded command triage makes of ``messages`` for one incident."""
+    from services.triage.folding import IncidentFold
+
+    fold = IncidentFold(incident_id=incident_id, firing=firing, distinct=distinct)
+    for message in messages:
+        fold.add(message, None)
+    return fold.command()
 
 
 def _opened(org, make_alert, now):
@@ -94,21 +103,33 @@ def test_open_then_attach_counts_and_redelivery_changes_nothing(org, make_alert,
     assert again.duplicate and not again.events
 
     second = _message(org, make_alert(), offset=5)
-    attached = apply_command(record, attach_command(second, "INC-2026-03-02-001"), 1, org, now)
+    attached = apply_command(record, _attach(second), 1, org, now)
     assert attached.record.incident.alert_count == 2
     # The same alert re-sent upstream (a new commands offset, the same origin) is recognised.
-    resent = apply_command(attached.record, attach_command(second, "INC-2026-03-02-001"), 2, org, now)
+    resent = apply_command(attached.record, _attach(second), 2, org, now)
     assert resent.duplicate and resent.record.incident.alert_count == 2
     assert resent.record.applied_offset == 2
 
 
-def test_lanes_keep_independent_positions(org, make_alert, now):
+def test_a_folded_command_delivered_again_cut_differently_applies_only_what_is_new(org, make_alert, now):
     _, outcome = _opened(org, make_alert, now)
-    a = _message(org, make_alert(dedup_key="fp-a"), offset=11)
-    b = _message(org, make_alert(dedup_key="fp-b"), offset=10)
-    first = apply_command(outcome.record, attach_command(a, "INC-2026-03-02-001"), 1, org, now)
-    # An older offset of another fingerprint from the same partition is not a duplicate.
-    second = apply_command(first.record, attach_command(b, "INC-2026-03-02-001"), 2, org, now)
+    alerts = [_message(org, make_alert(dedup_key=f"fp-{i}"), offset=10 + i) for i in range(6)]
+    first = apply_command(outcome.record, _attach(*alerts[:4]), 1, org, now)
+    assert first.record.incident.alert_count == 5
+    # The correlator restarted before it recorded its batch, and folded 0..5 as one.
+    again = apply_command(first.record, _attach(*alerts), 2, org, now)
+    assert not again.duplicate and again.record.incident.alert_count == 7
+    assert again.events[0].data["count"] == 2
+    assert apply_command(again.record, _attach(*alerts), 3, org, now).duplicate
+
+
+def test_positions_are_kept_per_source_partition(org, make_alert, now):
+    _, outcome = _opened(org, make_alert, now)
+    a = _message(org, make_alert(dedup_key="fp-a"), offset=11, partition=1)
+    b = _message(org, make_alert(dedup_key="fp-b"), offset=10, partition=2)
+    first = apply_command(outcome.record, _attach(a), 1, org, now)
+    # An older offset of another partition is not a duplicate.
+    second = apply_command(first.record, _attach(b), 2, org, now)
     assert not second.duplicate and second.record.incident.alert_count == 3
 
 
@@ -137,5 +158,5 @@ def test_a_command_for_an_unknown_incident_is_not_found(org, now):
 @pytest.mark.parametrize("status", ["firing", "resolved"])
 def test_command_ids_are_stable_for_redelivered_alerts(org, make_alert, status):
     message = _message(org, make_alert(action=AlertAction.RESOLVE if status == "resolved" else AlertAction.TRIGGER), offset=7)
-    assert attach_command(message, "X").command_id == attach_command(message, "X").command_id
-    assert open_command(message, "X", None).command_id.startswith("open:alerts.intake:0/")
+    assert _attach(message).command_id == _attach(message).command_id
+    assert open_command(message, "X", None).command_id == "open:alerts.intake:0:7"

@@ -17,12 +17,15 @@ from pydantic import BaseModel
 from shared.messages import NativeAlert
 
 from .formats.alertmanager import AlertmanagerPayload
+from .formats.opsgenie import OpsgenieAccepted, OpsgenieAction, OpsgenieAlert, OpsgenieNote, OpsgenieRefused
 from .formats.pagerduty import PagerDutyAccepted, PagerDutyEvent, PagerDutyRefused
 
 _REF = "#/components/schemas/{model}"
 _PUBLIC = {"/healthz", "/readyz", "/v2/enqueue"}
 _INTAKE = {"/v1/alerts", "/v1/integrations/alertmanager"}
 _INCIDENT_PATH = re.compile(r"^/v1/incidents/\{incident_id\}")
+# Opsgenie-compatible paths: the GenieKey header, and Opsgenie's error shape.
+_OPSGENIE = re.compile(r"^/v2/(alerts|heartbeats)")
 
 
 class Error(BaseModel):
@@ -179,6 +182,7 @@ def _error(description: str, schema: str = "Error", headers: dict | None = None)
 
 _RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait before sending again", "schema": {"type": "integer"}}}
 _BEARER = {"WWW-Authenticate": {"description": "Bearer", "schema": {"type": "string"}}}
+_GENIE = {"WWW-Authenticate": {"description": "GenieKey", "schema": {"type": "string"}}}
 
 
 def _errors_for(method: str, path: str, operation: dict) -> dict[str, dict]:
@@ -190,6 +194,21 @@ def _errors_for(method: str, path: str, operation: dict) -> dict[str, dict]:
             "429": _error("The integration exceeded its rate limit", "PagerDutyRefused", _RETRY_AFTER),
             "503": _error("The broker did not acknowledge the event; retry", "PagerDutyRefused"),
         }
+    if _OPSGENIE.match(path):
+        refused = "OpsgenieRefused"
+        errors = {
+            "401": _error("Missing, unknown or revoked integration key", refused, _GENIE),
+            "403": _error("Not an integration key", refused),
+            "404": _error("No such alert, request or heartbeat (or not processed yet)", refused),
+            "429": _error("The integration exceeded its rate limit", refused, _RETRY_AFTER),
+            "503": _error("The broker (or, for notes and request status, the database) is not reachable; retry",
+                          refused),
+        }
+        if takes_input:
+            errors["400"] = _error("Invalid request: `errors` names each field", refused)
+        if method == "post":
+            errors["413"] = _error("The request is larger than 512 KB", refused)
+        return errors
     errors: dict[str, dict] = {}
     if path == "/readyz":
         errors["503"] = _error("Not ready (the body says which dependency is down)", "Readiness")
@@ -215,14 +234,17 @@ def _adjust(schema: dict) -> dict:
     components = schema.setdefault("components", {})
     models = components.setdefault("schemas", {})
     _model_schemas(models, NativeAlert, AlertmanagerPayload, PagerDutyEvent, PagerDutyAccepted, PagerDutyRefused,
-                   Error, TokenCreated)
+                   Error, TokenCreated, OpsgenieAlert, OpsgenieAction, OpsgenieNote, OpsgenieAccepted,
+                   OpsgenieRefused)
     models["PagerDutyEvent"] = _pagerduty_event(models["PagerDutyEvent"])
     models.update(SCHEMAS)
     for unused in ("HTTPValidationError", "ValidationError"):
         models.pop(unused, None)
     components["securitySchemes"] = {
         "bearer": {"type": "http", "scheme": "bearer",
-                   "description": "A user token (incidentctl token create) or, for alert intake, an integration key"}
+                   "description": "A user token (incidentctl token create) or, for alert intake, an integration key. "
+                                  "The Opsgenie-compatible paths (/v2/alerts, /v2/heartbeats) also take Opsgenie's "
+                                  "`Authorization: GenieKey <integration key>`."},
     }
     for path, operations in schema.get("paths", {}).items():
         for method, operation in operations.items():

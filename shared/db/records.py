@@ -77,7 +77,7 @@ async def _record_side_rows(conn: asyncpg.Connection, event: AuditEvent) -> None
         alert = data.get("alert")
         if event.change == "opened":
             alert = next(iter(event.incident["alerts"].values()))
-            alert_id = f"{event.incident_id}:opening"
+            alert_id = data.get("alert_id") or f"{event.incident_id}:opening"
         else:
             alert_id = data["alert_id"]
         await conn.execute(

@@ -27,6 +27,8 @@ class _Event(BaseModel):
 class Opened(_Event):
     change: Literal["opened"] = "opened"
     incident: Incident
+    # The opening alert's id, so its record (and an Opsgenie request's status) can be found by it.
+    alert_id: str | None = None
 
     @property
     def audit_type(self) -> str:

@@ -78,7 +78,8 @@ def decide(state: Incident | None, command, ctx: Context) -> list[_Event]:
     if isinstance(command, OpenIncident):
         if state is not None:
             return []  # already opened: a redelivered open is a no-op
-        return [Opened(actor=ctx.actor, at=ctx.now, incident=_new_incident(state, command, ctx))]
+        alert_id = command.alert.alert_id if command.alert is not None else None
+        return [Opened(actor=ctx.actor, at=ctx.now, incident=_new_incident(state, command, ctx), alert_id=alert_id)]
     if state is None:
         raise NotFound("no such incident")
     handler = _HANDLERS.get(type(command))

@@ -249,12 +249,26 @@ class LabelNames(_Frozen):
     severity: str = "severity"
 
 
+OpsgeniePriority = Literal["P1", "P2", "P3", "P4", "P5"]
+SourceSeverity = Literal["critical", "error", "warning", "info"]
+# Opsgenie's P1..P5 as the source severity an alert carries; the severity rules then
+# classify it like any other source's alert (a rule on the label `priority` can too).
+DEFAULT_PRIORITIES: dict[str, str] = {"P1": "critical", "P2": "error", "P3": "warning", "P4": "info", "P5": "info"}
+
+
 class Integration(_Frozen):
     """A monitoring system that sends alerts; its key is created with incidentctl."""
 
     default_service: str | None = None
     rate_limit_per_minute: int = Field(default=600, ge=1)
     label_names: LabelNames = LabelNames()
+    priorities: dict[OpsgeniePriority, SourceSeverity] = DEFAULT_PRIORITIES
+
+    @field_validator("priorities", mode="before")
+    @classmethod
+    def _complete(cls, value: object) -> object:
+        # A partial map keeps the defaults for the priorities it does not name.
+        return {**DEFAULT_PRIORITIES, **value} if isinstance(value, dict) else value
 
 
 class NotificationPolicy(_Frozen):

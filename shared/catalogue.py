@@ -33,7 +33,7 @@ class TopicSpec:
 
 ALERTS_INTAKE = TopicSpec(
     "alerts.intake", "fingerprint (any key accepted)", m.NativeAlert,
-    ("ingestion", "monitoring systems"), ("triage", "metrics"),
+    ("ingestion", "escalation (heartbeats)", "monitoring systems"), ("triage", "metrics"),
     "Every accepted alert, in the native alert format.", public=True,
 )
 TRIAGE_ALERTS = TopicSpec(
@@ -76,6 +76,16 @@ WEBHOOK_RETRIES = TopicSpec(
     ("notification",), ("notification",),
     "Webhook posts waiting for their next attempt (back-off).",
 )
+HEARTBEAT_PINGS = TopicSpec(
+    "heartbeats.pings", "heartbeat name", m.HeartbeatPing,
+    ("ingestion",), ("escalation", "metrics"),
+    "Heartbeat pings: each one moves its heartbeat's deadline; the first one arms it.",
+)
+HEARTBEAT_CHECKS = TopicSpec(
+    "heartbeats.checks", "heartbeat name", m.HeartbeatCheck,
+    ("escalation",), ("escalation",),
+    "The heartbeat timer's nudges: look at this heartbeat's deadline again.",
+)
 NOTIFICATIONS_DEAD_LETTER = TopicSpec(
     "notifications.dead-letter", "incident id", m.WebhookDelivery,
     ("notification",), ("operators",),
@@ -99,6 +109,8 @@ INTERNAL_AND_FIXED: tuple[TopicSpec, ...] = (
     WEBHOOK_RETRIES,
     NOTIFICATIONS_DEAD_LETTER,
     DEAD_LETTER,
+    HEARTBEAT_PINGS,
+    HEARTBEAT_CHECKS,
 )
 
 

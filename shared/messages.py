@@ -244,3 +244,19 @@ class DeadlineCheck(BaseModel):
 
     incident_id: str
     due: datetime
+
+
+class HeartbeatPing(BaseModel):
+    """A heartbeat was pinged (by its URL, Opsgenie's, or an Alertmanager Watchdog receiver)."""
+
+    name: str
+    at: datetime
+    source: str  # the path it came in by
+    integration: str
+
+
+class HeartbeatCheck(BaseModel):
+    """The heartbeat timer asks the agent that owns the heartbeat to look at its deadline again."""
+
+    name: str
+    due: datetime

@@ -2,23 +2,23 @@
 from __future__ import annotations
 
 import logging
-import time
 from datetime import datetime, timezone
 
 import faust
 
 from shared import catalogue as cat
 from shared.domain.organisation import Organisation
+from shared.kafka.deadlines import deadline_timer
 from shared.kafka.faust_app import create_app, declare, guarded_agent, table
 from shared.kafka.streams import Outbox, decode, key_of, origin_of, send_model
 from shared.messages import AuditEvent, AuditHead, DeadlineCheck
 from shared.settings import Settings
 
+from . import heartbeats
 from .handlers import Deadlines, on_audit, on_check
 
 log = logging.getLogger("escalation")
 SERVICE = "escalation"
-_RECHECK_SECONDS = 5.0
 
 
 def utcnow() -> datetime:
@@ -33,8 +33,6 @@ def build(settings: Settings, org: Organisation) -> faust.App:
     commands = declare(app, cat.INCIDENT_COMMANDS, n)
     dead = declare(app, cat.DEAD_LETTER, n)
     deadlines = table(app, "deadlines", n)
-    # Checks sent and not yet seen back: the timer does not repeat them every tick.
-    in_flight: dict[str, float] = {}
 
     async def follow(event) -> None:
         """Follow the incident's life and act on its due deadlines."""
@@ -46,7 +44,7 @@ def build(settings: Settings, org: Organisation) -> faust.App:
             check = await decode(event, DeadlineCheck, dead, SERVICE)
             if check is None:
                 return
-            in_flight.pop(key, None)
+            in_flight.seen(key)
             updated, envelopes = on_check(record, key, org, origin, now)
         else:
             head = await decode(event, AuditHead, dead, SERVICE)
@@ -61,24 +59,13 @@ def build(settings: Settings, org: Organisation) -> faust.App:
         if updated != record:
             deadlines[key] = updated.model_dump(mode="json")
 
-    @app.timer(interval=settings.tick_seconds)
-    async def nudge() -> None:
-        """Timers cannot write tables: ask the owning agent to look at due incidents."""
-        now = utcnow()
-        clock = time.monotonic()
-        for key, value in list(deadlines.items()):
-            if not value:
-                continue
-            if "next_due" in value:
-                due = datetime.fromisoformat(value["next_due"]) if value["next_due"] else None
-            else:  # a value stored before next_due was kept with it
-                due = Deadlines.model_validate(value).next_due
-            if due is None or due > now:
-                continue
-            if clock - in_flight.get(key, -_RECHECK_SECONDS) < _RECHECK_SECONDS:
-                continue
-            in_flight[key] = clock
-            await send_model(checks, key, DeadlineCheck(incident_id=key, due=due))
+    def due_of(_: str, value: dict) -> datetime | None:
+        if "next_due" in value:
+            return datetime.fromisoformat(value["next_due"]) if value["next_due"] else None
+        return Deadlines.model_validate(value).next_due  # a value stored before next_due was kept with it
+
+    in_flight = deadline_timer(app, "nudge", settings.tick_seconds, deadlines, due_of,
+                               lambda key, due: send_model(checks, key, DeadlineCheck(incident_id=key, due=due)))
 
     # Declared so Faust knows the topics (created with their partitions by the runner).
     _ = (audit, checks)
@@ -86,4 +73,5 @@ def build(settings: Settings, org: Organisation) -> faust.App:
     # One agent reads both topics, so a deadline is never changed by two coroutines at once.
     both = app.topic(cat.INCIDENT_AUDIT.name, cat.DEADLINE_CHECKS.name, key_serializer="raw", value_serializer="raw")
     guarded_agent(app, both, follow, dead, SERVICE)
+    heartbeats.install(app, settings, org, dead)
     return app

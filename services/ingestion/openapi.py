@@ -222,6 +222,10 @@ def _errors_for(method: str, path: str, operation: dict) -> dict[str, dict]:
         errors["413"] = _error("The request is too large")
         errors["429"] = _error("The integration exceeded its rate limit", headers=_RETRY_AFTER)
         errors["503"] = _error("The broker did not acknowledge the alerts; retry")
+    if path.startswith("/v1/heartbeats"):
+        errors["404"] = _error("No heartbeat of that name in the configuration")
+        errors["429"] = _error("The integration exceeded its rate limit", headers=_RETRY_AFTER)
+        errors["503"] = _error("The broker did not acknowledge the ping; retry")
     if _INCIDENT_PATH.match(path):
         errors["404"] = _error("No such incident (or not visible to this role), or no postmortem yet")
     if method in ("post", "put", "patch") and path.startswith("/v1/incidents"):

@@ -86,6 +86,12 @@ HEARTBEAT_CHECKS = TopicSpec(
     ("escalation",), ("escalation",),
     "The heartbeat timer's nudges: look at this heartbeat's deadline again.",
 )
+ONCALL_OVERRIDES = TopicSpec(
+    "oncall.overrides", "override id", m.RotationOverride,
+    ("ingestion",), ("triage", "escalation", "ingestion (recorder)"),
+    "On-call overrides made at runtime (API, incidentctl); the latest version of each (deleted_at when removed).",
+    partitions=1, compacted=True,
+)
 NOTIFICATIONS_DEAD_LETTER = TopicSpec(
     "notifications.dead-letter", "incident id", m.WebhookDelivery,
     ("notification",), ("operators",),
@@ -111,6 +117,7 @@ INTERNAL_AND_FIXED: tuple[TopicSpec, ...] = (
     DEAD_LETTER,
     HEARTBEAT_PINGS,
     HEARTBEAT_CHECKS,
+    ONCALL_OVERRIDES,
 )
 
 

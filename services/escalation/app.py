@@ -7,10 +7,12 @@ from datetime import datetime, timezone
 import faust
 
 from shared import catalogue as cat
+from shared.domain.oncall import RotationOverride, with_overrides
 from shared.domain.organisation import Organisation
 from shared.kafka.deadlines import deadline_timer
 from shared.kafka.faust_app import create_app, declare, guarded_agent, table
 from shared.kafka.streams import Outbox, decode, key_of, origin_of, send_model
+from shared.kafka.view import Derived, TopicView
 from shared.messages import AuditEvent, AuditHead, DeadlineCheck
 from shared.settings import Settings
 
@@ -33,6 +35,11 @@ def build(settings: Settings, org: Organisation) -> faust.App:
     commands = declare(app, cat.INCIDENT_COMMANDS, n)
     dead = declare(app, cat.DEAD_LETTER, n)
     deadlines = table(app, "deadlines", n)
+    # Runtime overrides decide whom a rotation target pages.
+    overrides = TopicView(settings.kafka_bootstrap, cat.ONCALL_OVERRIDES.name, RotationOverride,
+                          client_id=f"{settings.app_prefix}-{SERVICE}-overrides")
+    overrides.close_on_shutdown(app)
+    org_with_overrides = Derived(overrides, lambda items: with_overrides(org, items))
 
     async def follow(event) -> None:
         """Follow the incident's life and act on its due deadlines."""
@@ -45,13 +52,13 @@ def build(settings: Settings, org: Organisation) -> faust.App:
             if check is None:
                 return
             in_flight.seen(key)
-            updated, envelopes = on_check(record, key, org, origin, now)
+            updated, envelopes = on_check(record, key, await org_with_overrides.get(), origin, now)
         else:
             head = await decode(event, AuditHead, dead, SERVICE)
             if head is None or head.only_an_alert:
                 return  # an alert attaching changes no deadline
             message = AuditEvent.model_validate_json(event.value)
-            updated, envelopes = on_audit(record, message, org, origin, now)
+            updated, envelopes = on_audit(record, message, await org_with_overrides.get(), origin, now)
         outbox = Outbox()
         for envelope in envelopes:
             await outbox.send(commands, key, envelope)

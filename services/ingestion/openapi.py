@@ -26,6 +26,7 @@ _INTAKE = {"/v1/alerts", "/v1/integrations/alertmanager"}
 _INCIDENT_PATH = re.compile(r"^/v1/incidents/\{incident_id\}")
 # Opsgenie-compatible paths: the GenieKey header, and Opsgenie's error shape.
 _OPSGENIE = re.compile(r"^/v2/(alerts|heartbeats)")
+_ONCALL = ("/v1/oncall", "/v1/maintenance", "/v1/feed-tokens")
 
 
 class Error(BaseModel):
@@ -226,6 +227,12 @@ def _errors_for(method: str, path: str, operation: dict) -> dict[str, dict]:
         errors["404"] = _error("No heartbeat of that name in the configuration")
         errors["429"] = _error("The integration exceeded its rate limit", headers=_RETRY_AFTER)
         errors["503"] = _error("The broker did not acknowledge the ping; retry")
+    if path.startswith(_ONCALL) and method in ("post", "delete"):
+        errors["503"] = _error("Stored on the broker but not recorded in time (read again shortly), or the broker "
+                               "did not acknowledge it")
+        if method == "delete":
+            errors["404"] = _error("No such item")
+            errors["409"] = _error("Already deleted or revoked")
     if _INCIDENT_PATH.match(path):
         errors["404"] = _error("No such incident (or not visible to this role), or no postmortem yet")
     if method in ("post", "put", "patch") and path.startswith("/v1/incidents"):

@@ -12,9 +12,12 @@ from shared import catalogue as cat
 from shared.db.ids import allocate_incident_id
 from shared.db.pool import create_pool
 from shared.domain.alerts import fingerprint
+from shared.domain.commands import OpenIncident
+from shared.domain.oncall import RotationOverride, with_overrides
 from shared.domain.organisation import Organisation
 from shared.kafka.faust_app import Lazy, create_app, declare, guarded_agent, table
 from shared.kafka.streams import Outbox, decode, key_of, origin_of, send_model
+from shared.kafka.view import Derived, TopicView
 from shared.messages import (
     CommandEnvelope,
     CorrelateAlert,
@@ -66,6 +69,11 @@ def build(settings: Settings, org: Organisation) -> faust.App:
     correlation_message = TypeAdapter(CorrelationMessage)
     pool = Lazy(lambda: create_pool(settings.database_url, max_size=4), lambda p: p.close())
     pool.close_on_shutdown(app)
+    # Runtime overrides decide a new incident's commander (read only for an open: the hot path never waits on them).
+    overrides = TopicView(settings.kafka_bootstrap, cat.ONCALL_OVERRIDES.name, RotationOverride,
+                          client_id=f"{settings.app_prefix}-{SERVICE}-overrides")
+    overrides.close_on_shutdown(app)
+    org_with_overrides = Derived(overrides, lambda items: with_overrides(org, items))
 
     async def normalise(event) -> None:
         """Native alerts from any producer -> normalised and keyed by fingerprint."""
@@ -143,7 +151,8 @@ def build(settings: Settings, org: Organisation) -> faust.App:
         if key != envelope.incident_id:
             log.warning("command keyed %r names incident %r; using the key's record", key, envelope.incident_id)
         record = IncidentRecord.model_validate(incidents.get(key) or {})
-        outcome = apply_command(record, envelope, origin_of(event).offset, org, utcnow())
+        current = await org_with_overrides.get() if isinstance(envelope.command, OpenIncident) else org
+        outcome = apply_command(record, envelope, origin_of(event).offset, current, utcnow())
         if outcome.duplicate:
             if outcome.record is not record:
                 incidents[key] = outcome.record.model_dump(mode="json")

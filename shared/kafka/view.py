@@ -1,0 +1,137 @@
+"""A whole small compacted topic, read by every worker of a service and kept as a dict by key.
+
+Overrides and maintenance windows are needed by whichever worker handles an incident,
+whatever partition it owns: so each worker reads every partition from the beginning,
+without a consumer group (the topic is compacted: its size is the number of keys). Before
+a decision, ``sync()`` waits until everything on the topic at that moment has been read,
+so a window created before an alert is never missed because this reader lagged.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Callable, Generic, TypeVar
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaError, KafkaTimeoutError
+from pydantic import BaseModel, ValidationError
+
+log = logging.getLogger(__name__)
+M = TypeVar("M", bound=BaseModel)
+
+
+class TopicView(Generic[M]):
+    def __init__(self, bootstrap: str, topic: str, model: type[M], client_id: str,
+                 sync_timeout: float = 10.0) -> None:
+        self._bootstrap, self._topic, self._model, self._client_id = bootstrap, topic, model, client_id
+        self._sync_timeout = sync_timeout
+        self._values: dict[str, M] = {}
+        self._consumer: AIOKafkaConsumer | None = None
+        self._partitions: list[TopicPartition] = []
+        self._task: asyncio.Task | None = None
+        self._lock: asyncio.Lock | None = None
+        self.version = 0  # moves on with every record read (callers cache what they derive)
+
+    def values(self) -> list[M]:
+        return list(self._values.values())
+
+    async def _start(self) -> None:
+        consumer = AIOKafkaConsumer(bootstrap_servers=self._bootstrap, client_id=self._client_id,
+                                    enable_auto_commit=False, fetch_max_wait_ms=100)
+        await consumer.start()
+        try:
+            for _ in range(100):
+                found = consumer.partitions_for_topic(self._topic)
+                if found:
+                    break
+                await consumer._client.force_metadata_update()  # noqa: SLF001 - aiokafka has no public refresh
+                await asyncio.sleep(0.1)
+            else:
+                raise KafkaTimeoutError(f"topic {self._topic} has no partitions yet")
+            self._partitions = [TopicPartition(self._topic, p) for p in sorted(found)]
+            consumer.assign(self._partitions)
+            await consumer.seek_to_beginning(*self._partitions)
+        except BaseException:
+            await consumer.stop()
+            raise
+        self._consumer = consumer
+        self._task = asyncio.create_task(self._run(), name=f"view:{self._topic}")
+
+    async def _run(self) -> None:
+        assert self._consumer is not None
+        while True:
+            try:
+                batches = await self._consumer.getmany(timeout_ms=200)
+            except KafkaError as exc:  # the broker is away: keep trying, sync() waits meanwhile
+                log.warning("%s: reading failed (%s); retrying", self._topic, exc)
+                await asyncio.sleep(1.0)
+                continue
+            for records in batches.values():
+                for record in records:
+                    self._apply(record)
+
+    def _apply(self, record) -> None:
+        key = record.key.decode("utf-8", errors="replace") if record.key else ""
+        try:
+            self._values[key] = self._model.model_validate_json(record.value)
+        except (ValidationError, ValueError, TypeError) as exc:
+            # The topic's recorder dead-letters what it cannot read; here it is only passed over.
+            log.warning("%s@%s:%s not read: %s", self._topic, record.partition, record.offset, exc)
+            return
+        self.version += 1
+
+    async def sync(self) -> None:
+        """Read everything the topic holds now (starting the reader on first use)."""
+        if self._consumer is None:
+            self._lock = self._lock or asyncio.Lock()
+            async with self._lock:
+                if self._consumer is None:
+                    await self._start()
+        consumer = self._consumer
+        assert consumer is not None
+        end = await consumer.end_offsets(self._partitions)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._sync_timeout
+        while await self._behind(end):
+            if loop.time() > deadline:
+                # Retriable: the agent waits for the broker and tries the message again.
+                raise KafkaTimeoutError(f"{self._topic}: not caught up within {self._sync_timeout}s")
+            await asyncio.sleep(0.01)
+
+    async def _behind(self, end: dict) -> bool:
+        assert self._consumer is not None
+        for tp in self._partitions:
+            if await self._consumer.position(tp) < end[tp]:
+                return True
+        return False
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except (asyncio.CancelledError, Exception):  # noqa: BLE001 - closing: its failure is moot
+                pass
+        if self._consumer is not None:
+            consumer, self._consumer = self._consumer, None
+            await consumer.stop()
+
+    def close_on_shutdown(self, app) -> None:
+        @app.on_before_shutdown.connect
+        async def _close(app_, **_: object) -> None:
+            await self.close()
+
+
+class Derived(Generic[M]):
+    """Something computed from a view (the organisation with its overrides), recomputed only when it moved on."""
+
+    def __init__(self, view: TopicView, derive: Callable[[list], object]) -> None:
+        self._view, self._derive = view, derive
+        self._version = -1
+        self._value: object = None
+
+    async def get(self):
+        await self._view.sync()
+        if self._version != self._view.version:
+            self._value, self._version = self._derive(self._view.values()), self._view.version
+        return self._value

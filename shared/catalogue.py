@@ -92,6 +92,12 @@ ONCALL_OVERRIDES = TopicSpec(
     "On-call overrides made at runtime (API, incidentctl); the latest version of each (deleted_at when removed).",
     partitions=1, compacted=True,
 )
+MAINTENANCE_WINDOWS = TopicSpec(
+    "maintenance.windows", "window id", m.MaintenanceWindow,
+    ("ingestion",), ("escalation", "notification", "ingestion (recorder)"),
+    "Maintenance windows; the latest version of each (deleted_at when ended early).",
+    partitions=1, compacted=True,
+)
 NOTIFICATIONS_DEAD_LETTER = TopicSpec(
     "notifications.dead-letter", "incident id", m.WebhookDelivery,
     ("notification",), ("operators",),
@@ -118,6 +124,7 @@ INTERNAL_AND_FIXED: tuple[TopicSpec, ...] = (
     HEARTBEAT_PINGS,
     HEARTBEAT_CHECKS,
     ONCALL_OVERRIDES,
+    MAINTENANCE_WINDOWS,
 )
 
 

@@ -9,7 +9,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from .domain.alerts import Alert, AlertAction, Link
 from .domain.commands import Command
 from .domain.incident import IncidentStatus
-# A message too (the value on oncall.overrides), defined beside the rules that use it.
+# Messages too (the values on oncall.overrides and maintenance.windows), defined beside their rules.
+from .domain.maintenance import MaintenanceWindow  # noqa: F401
 from .domain.oncall import RotationOverride  # noqa: F401
 
 Label = Annotated[str, Field(max_length=4096)]

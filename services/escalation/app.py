@@ -7,6 +7,7 @@ from datetime import datetime, timezone
 import faust
 
 from shared import catalogue as cat
+from shared.domain.maintenance import MaintenanceWindow
 from shared.domain.oncall import RotationOverride, with_overrides
 from shared.domain.organisation import Organisation
 from shared.kafka.deadlines import deadline_timer
@@ -16,7 +17,7 @@ from shared.kafka.view import Derived, TopicView
 from shared.messages import AuditEvent, AuditHead, DeadlineCheck
 from shared.settings import Settings
 
-from . import heartbeats
+from . import heartbeats, maintenance_hold
 from .handlers import Deadlines, on_audit, on_check
 
 log = logging.getLogger("escalation")
@@ -40,6 +41,9 @@ def build(settings: Settings, org: Organisation) -> faust.App:
                           client_id=f"{settings.app_prefix}-{SERVICE}-overrides")
     overrides.close_on_shutdown(app)
     org_with_overrides = Derived(overrides, lambda items: with_overrides(org, items))
+    windows = TopicView(settings.kafka_bootstrap, cat.MAINTENANCE_WINDOWS.name, MaintenanceWindow,
+                        client_id=f"{settings.app_prefix}-{SERVICE}-maintenance")
+    windows.close_on_shutdown(app)
 
     async def follow(event) -> None:
         """Follow the incident's life and act on its due deadlines."""
@@ -52,13 +56,17 @@ def build(settings: Settings, org: Organisation) -> faust.App:
             if check is None:
                 return
             in_flight.seen(key)
-            updated, envelopes = on_check(record, key, await org_with_overrides.get(), origin, now)
+            current = await org_with_overrides.get()
+            await windows.sync()
+            updated, envelopes = on_check(record, key, current, origin, now, windows.values())
         else:
             head = await decode(event, AuditHead, dead, SERVICE)
             if head is None or head.only_an_alert:
                 return  # an alert attaching changes no deadline
             message = AuditEvent.model_validate_json(event.value)
-            updated, envelopes = on_audit(record, message, await org_with_overrides.get(), origin, now)
+            current = await org_with_overrides.get()
+            await windows.sync()
+            updated, envelopes = on_audit(record, message, current, origin, now, windows.values())
         outbox = Outbox()
         for envelope in envelopes:
             await outbox.send(commands, key, envelope)
@@ -68,8 +76,13 @@ def build(settings: Settings, org: Organisation) -> faust.App:
 
     def due_of(_: str, value: dict) -> datetime | None:
         if "next_due" in value:
-            return datetime.fromisoformat(value["next_due"]) if value["next_due"] else None
-        return Deadlines.model_validate(value).next_due  # a value stored before next_due was kept with it
+            due = datetime.fromisoformat(value["next_due"]) if value["next_due"] else None
+        else:
+            due = Deadlines.model_validate(value).next_due  # a value stored before next_due was kept with it
+        if value.get("held"):  # a window deleted early ends its hold now
+            ends = maintenance_hold.due(value["held"], {w.window_id: w for w in windows.values()})
+            due = min(due, ends) if due is not None else ends
+        return due
 
     in_flight = deadline_timer(app, "nudge", settings.tick_seconds, deadlines, due_of,
                                lambda key, due: send_model(checks, key, DeadlineCheck(incident_id=key, due=due)))

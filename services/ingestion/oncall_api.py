@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
 
 from shared import catalogue as cat
 from shared.auth import Permission
@@ -15,11 +15,19 @@ from shared.domain.oncall import OnCallNow, RotationOverride, oncall_table, with
 from shared.domain.organisation import Organisation
 
 from .errors import ApiError
-from .recorded import publish_and_wait
+from .recorded import delete, publish_and_wait
 from .runtime import Runtime
 from .security import actor_name, needs, require
 
 router = APIRouter(tags=["on call"])
+def _text_only(value: Any) -> Any:
+    if not isinstance(value, str):
+        raise ValueError("expected an RFC 3339 time as text, e.g. 2026-12-24T09:00:00Z")
+    return value
+
+
+# RFC 3339 text with an offset (a number would be read as Unix time silently).
+RfcTime = Annotated[AwareDatetime, BeforeValidator(_text_only)]
 OverrideId = Annotated[str, Path(pattern=r"^ovr_[0-9a-f]{12}$")]
 
 
@@ -49,38 +57,57 @@ def _now(now: OnCallNow, team: str | None, org: Organisation) -> dict[str, Any]:
     }
 
 
+def moment(at: str | None) -> datetime:
+    """``at`` as RFC 3339 text with an offset (not a number read as Unix time); default now."""
+    if at is None:
+        return datetime.now(timezone.utc)
+    try:
+        parsed = datetime.fromisoformat(at.replace("Z", "+00:00"))
+    except ValueError:
+        parsed = None
+    if parsed is None or parsed.tzinfo is None:
+        raise ApiError(400, "invalid request: at: an RFC 3339 time with an offset, e.g. 2026-12-24T09:00:00Z",
+                       [{"field": "at", "message": "an RFC 3339 time with an offset"}])
+    return parsed
+
+
+At = Annotated[str | None, Query(description="Another moment (RFC 3339 with an offset); default now",
+                                 json_schema_extra={"format": "date-time"})]
+
+
 @router.get("/v1/oncall", summary="Who is on call now for each team and rotation, until when, and who is next",
             dependencies=[needs(Permission.READ)])
-async def who_is_on_call(request: Request, at: AwareDatetime | None = None) -> dict[str, Any]:
+async def who_is_on_call(request: Request, at: At = None) -> dict[str, Any]:
     await require(request, Permission.READ)
     rt = _rt(request)
-    moment = at or datetime.now(timezone.utc)
-    org = await organisation_at(rt, moment)
-    return {"at": moment.isoformat(), "oncall": [_now(row.now, row.team, org) for row in oncall_table(org, moment)]}
+    moment_ = moment(at)
+    org = await organisation_at(rt, moment_)
+    return {"at": moment_.isoformat(), "oncall": [_now(row.now, row.team, org) for row in oncall_table(org, moment_)]}
 
 
 class OverrideRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     rotation: Annotated[str, Field(min_length=1, max_length=200)]
     person: Annotated[str, Field(min_length=1, max_length=200)]
-    start: AwareDatetime
-    end: AwareDatetime
+    start: RfcTime
+    end: RfcTime
     reason: Annotated[str, Field(max_length=1000)] | None = None
 
 
-def _refuse(field: str, message: str) -> ApiError:
-    return ApiError(400, f"invalid override: {field}: {message}", [{"field": field, "message": message}])
+def refuse(status: int, what: str, field: str, message: str) -> ApiError:
+    """404: the body names something that does not exist; 409: its times conflict (with each other, or now)."""
+    return ApiError(status, f"invalid {what}: {field}: {message}", [{"field": field, "message": message}])
 
 
 def check_override(org: Organisation, body: OverrideRequest, now: datetime) -> None:
     if body.rotation not in org.rotations:
-        raise _refuse("rotation", f"unknown rotation {body.rotation!r}")
+        raise refuse(404, "override", "rotation", f"unknown rotation {body.rotation!r}")
     if org.people and body.person not in org.people:
-        raise _refuse("person", f"unknown person {body.person!r} (not in the organisation's people)")
+        raise refuse(404, "override", "person", f"unknown person {body.person!r} (not in the organisation's people)")
     if body.end <= body.start:
-        raise _refuse("end", "must be after start")
+        raise refuse(409, "override", "end", "must be after start")
     if body.end <= now:
-        raise _refuse("end", "the override would already be over")
+        raise refuse(409, "override", "end", "the override would already be over")
 
 
 def _view(override: RotationOverride) -> dict[str, Any]:
@@ -97,8 +124,7 @@ async def create_override(request: Request, body: OverrideRequest) -> dict[str, 
     made = RotationOverride(override_id="ovr_" + secrets.token_hex(6), rotation=body.rotation, person=body.person,
                             start=body.start, end=body.end, reason=body.reason, created_by=actor_name(principal),
                             created_at=now)
-    await publish_and_wait(rt, cat.ONCALL_OVERRIDES.name, made.override_id, made, made.version,
-                           lambda conn: store.override_version(conn, made.override_id))
+    await publish_and_wait(rt, cat.ONCALL_OVERRIDES.name, store.OVERRIDES, made)
     return _view(made)
 
 
@@ -118,15 +144,5 @@ async def list_overrides(request: Request, rotation: Annotated[str | None, Query
                dependencies=[needs(Permission.MANAGE_ONCALL)])
 async def delete_override(request: Request, override_id: OverrideId) -> dict[str, Any]:
     principal = await require(request, Permission.MANAGE_ONCALL)
-    rt = _rt(request)
-    async with rt.pool.acquire() as conn:
-        current = await store.override(conn, override_id)
-    if current is None:
-        raise ApiError(404, f"no override {override_id}", {"override_id": override_id})
-    if not current.active:
-        raise ApiError(409, f"override {override_id} was already deleted", {"override_id": override_id})
-    deleted = current.model_copy(update={"deleted_by": actor_name(principal), "deleted_at": datetime.now(timezone.utc),
-                                         "version": current.version + 1})
-    await publish_and_wait(rt, cat.ONCALL_OVERRIDES.name, override_id, deleted, deleted.version,
-                           lambda conn: store.override_version(conn, override_id))
-    return _view(deleted)
+    return await delete(_rt(request), cat.ONCALL_OVERRIDES.name, store.OVERRIDES, override_id, actor_name(principal),
+                        "override")

@@ -233,6 +233,9 @@ def _errors_for(method: str, path: str, operation: dict) -> dict[str, dict]:
         if method == "delete":
             errors["404"] = _error("No such item")
             errors["409"] = _error("Already deleted or revoked")
+        else:
+            errors["404"] = _error("The body names a rotation, person or service the organisation does not have")
+            errors["409"] = _error("The times conflict: the end is not after the start, or already past")
     if _INCIDENT_PATH.match(path):
         errors["404"] = _error("No such incident (or not visible to this role), or no postmortem yet")
     if method in ("post", "put", "patch") and path.startswith("/v1/incidents"):

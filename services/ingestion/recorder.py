@@ -18,7 +18,9 @@ from shared.db import oncall
 from shared.db.records import record_communication, record_event, record_result
 from shared.kafka.json_producer import JsonProducer
 from shared.kafka.streams import describe_error
-from shared.messages import AuditEvent, CommandResult, CommunicationRecord, DeadLetter, RotationOverride
+from shared.messages import (
+    AuditEvent, CommandResult, CommunicationRecord, DeadLetter, MaintenanceWindow, RotationOverride,
+)
 
 log = logging.getLogger("recorder")
 
@@ -28,6 +30,7 @@ _WRITERS = {
     cat.COMMAND_RESULTS.name: (CommandResult, record_result),
     cat.COMMUNICATIONS.name: (CommunicationRecord, record_communication),
     cat.ONCALL_OVERRIDES.name: (RotationOverride, oncall.record_override),
+    cat.MAINTENANCE_WINDOWS.name: (MaintenanceWindow, oncall.record_window),
 }
 _MODELS = {topic: model for topic, (model, _) in _WRITERS.items()}
 

@@ -28,6 +28,7 @@ def summary(row: asyncpg.Record) -> dict[str, Any]:
         "resolved_at": row["resolved_at"].isoformat() if row["resolved_at"] else None,
         "mttr_minutes": row["mttr_minutes"],
         "escalation_failed": record.get("escalation_failed", False),
+        "maintenance": record.get("maintenance"),
         "version": row["version"],
     }
 

@@ -1,7 +1,7 @@
 """Commands: what someone (a person, a monitoring system, a timer) asks of an incident."""
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from typing import Annotated, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -110,6 +110,15 @@ class MarkEscalationFailed(_Command):
     fallback_team: str
 
 
+class HoldForMaintenance(_Command):
+    """The escalation service held an incident's paging: it opened inside a maintenance window."""
+
+    kind: Literal["hold_for_maintenance"] = "hold_for_maintenance"
+    window_id: str
+    reason: str
+    until: datetime
+
+
 class SendReminder(_Command):
     kind: Literal["reminder"] = "reminder"
     reminder: Literal["update_due", "postmortem_overdue", "mttr_target_breached"]
@@ -165,6 +174,7 @@ Command = Annotated[
         RecordEscalation,
         MarkEscalationFailed,
         SendReminder,
+        HoldForMaintenance,
         EditPostmortem,
         AddActionItem,
         UpdateActionItem,

@@ -7,7 +7,7 @@ from typing import Annotated, Literal, Union
 from pydantic import BaseModel, ConfigDict, Field
 
 from .alerts import AlertRef
-from .incident import ActionItem, Incident, IncidentStatus, Milestone, Postmortem
+from .incident import ActionItem, Incident, IncidentStatus, MaintenanceMark, Milestone, Postmortem
 from .organisation import Severity
 
 
@@ -175,6 +175,16 @@ class MttrTargetBreached(_Event):
         return f"MTTR target of {self.target_minutes:g} minutes breached"
 
 
+class MaintenanceHeld(_Event):
+    change: Literal["maintenance_held"] = "maintenance_held"
+    window_id: str
+    reason: str
+    until: datetime
+
+    def describe(self) -> str:
+        return f"in maintenance window {self.window_id} ({self.reason}): not paged until {self.until:%Y-%m-%d %H:%M:%SZ}"
+
+
 class PostmortemCreated(_Event):
     change: Literal["postmortem_created"] = "postmortem_created"
     postmortem: Postmortem
@@ -231,6 +241,7 @@ Event = Annotated[
         EscalationFailed,
         ReminderSent,
         MttrTargetBreached,
+        MaintenanceHeld,
         PostmortemCreated,
         PostmortemEdited,
         ActionItemAdded,
@@ -245,7 +256,7 @@ MILESTONE_CHANGES = frozenset(
     {
         "opened", "acknowledged", "mitigation_added", "severity_changed", "commander_changed",
         "resolved", "closed", "reopened", "escalated", "escalation_failed", "mttr_target_breached",
-        "update_posted",
+        "update_posted", "maintenance_held",
     }
 )
 
@@ -328,6 +339,9 @@ def _apply(state: Incident, event: _Event) -> Incident:  # noqa: C901 - one bran
         return state
     if isinstance(event, MttrTargetBreached):
         return state.model_copy(update={"mttr_breached": True})
+    if isinstance(event, MaintenanceHeld):
+        mark = MaintenanceMark(window_id=event.window_id, reason=event.reason, until=event.until, marked_at=event.at)
+        return state.model_copy(update={"maintenance": mark})
     if isinstance(event, PostmortemCreated):
         return state.model_copy(update={"postmortem": event.postmortem})
     if isinstance(event, PostmortemEdited):

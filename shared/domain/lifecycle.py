@@ -24,6 +24,7 @@ from .commands import (
     Close,
     CompletePostmortem,
     EditPostmortem,
+    HoldForMaintenance,
     MarkEscalationFailed,
     OpenIncident,
     PostUpdate,
@@ -43,6 +44,7 @@ from .events import (
     EscalationFailed,
     Escalated,
     EvidenceAdded,
+    MaintenanceHeld,
     MitigationAdded,
     MttrTargetBreached,
     Opened,
@@ -348,6 +350,15 @@ def _reminder(state: Incident, command: SendReminder, ctx: Context) -> list[_Eve
     return [ReminderSent(actor="system", at=ctx.now, change="postmortem_overdue", due_at=command.due_at)]
 
 
+def _hold_for_maintenance(state: Incident, command: HoldForMaintenance, ctx: Context) -> list[_Event]:
+    # A mark, not a transition: recorded on any incident not yet closed, once per window.
+    if state.status is C or (state.maintenance is not None and state.maintenance.window_id == command.window_id
+                             and state.maintenance.until == command.until):
+        return []
+    return [MaintenanceHeld(actor="escalation", at=ctx.now, window_id=command.window_id, reason=command.reason,
+                            until=command.until)]
+
+
 _HANDLERS = {
     AttachAlert: _attach_alert,
     Acknowledge: _acknowledge,
@@ -362,6 +373,7 @@ _HANDLERS = {
     RecordEscalation: _record_escalation,
     MarkEscalationFailed: _escalation_failed,
     SendReminder: _reminder,
+    HoldForMaintenance: _hold_for_maintenance,
     EditPostmortem: postmortems.edit,
     AddActionItem: postmortems.add_action_item,
     UpdateActionItem: postmortems.update_action_item,

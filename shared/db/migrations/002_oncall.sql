@@ -30,3 +30,19 @@ CREATE TABLE oncall_audit (
     data         jsonb NOT NULL
 );
 CREATE INDEX oncall_audit_subject ON oncall_audit (subject_kind, subject_id, occurred_at);
+
+-- Maintenance windows, as the recorder reads them from maintenance.windows.
+CREATE TABLE maintenance_windows (
+    window_id    text PRIMARY KEY,
+    starts_at    timestamptz NOT NULL,
+    ends_at      timestamptz NOT NULL,
+    reason       text NOT NULL,
+    who          text NOT NULL,
+    created_by   text NOT NULL,
+    created_at   timestamptz NOT NULL,
+    deleted_by   text,
+    deleted_at   timestamptz,
+    version      integer NOT NULL,
+    record       jsonb NOT NULL
+);
+CREATE INDEX maintenance_windows_end ON maintenance_windows (ends_at);

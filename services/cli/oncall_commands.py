@@ -1,4 +1,4 @@
-"""incidentctl oncall and its overrides: who is on call, until when, who is next."""
+"""incidentctl oncall, its overrides and calendar feeds: who is on call, until when, who is next."""
 from __future__ import annotations
 
 import argparse
@@ -75,6 +75,24 @@ def override(api: Api, a: argparse.Namespace) -> Result:
     return Result(made, text)
 
 
+def feed(api: Api, a: argparse.Namespace) -> Result:
+    if a.list:
+        data = api.get("/v1/feed-tokens", params=_given(include_revoked=a.all or None))
+        rows = [(t["token_id"], t["scope"]["kind"], t["scope"]["name"], t["name"], t["created_by"],
+                 "revoked" if t.get("revoked_at") else "") for t in data["feed_tokens"]]
+        text = render.table(("ID", "FEED", "OF", "NAME", "BY", "STATE"), rows) if rows else "no feed tokens"
+        return Result(data, text)
+    if a.revoke:
+        revoked = api.delete(f"/v1/feed-tokens/{quote(a.revoke, safe='')}")
+        return Result(revoked, f"feed token {revoked['token_id']} revoked: its URL no longer works")
+    if (a.rotation is None) == (a.person is None):
+        raise CliError(Exit.USAGE, "a feed is of one --rotation or one --person (or use --list, --revoke ID)")
+    made = api.post("/v1/feed-tokens", _given(rotation=a.rotation, person=a.person, name=a.name))
+    note = (f"feed token {made['token_id']} for the {made['scope']['kind']} {made['scope']['name']!r}; "
+            "subscribe to the URL in a calendar app (it is shown only this once)")
+    return Result(made, made["url"], note=note)
+
+
 def add_parsers(sub, command) -> None:
     """``incidentctl oncall [--at T]`` and ``incidentctl oncall override ...``."""
     p = command(sub, "oncall", show, "who is on call now for each team and rotation, until when, and who is next",
@@ -91,3 +109,11 @@ def add_parsers(sub, command) -> None:
     o.add_argument("--list", action="store_true", help="list the overrides still ahead (with --rotation: of one)")
     o.add_argument("--all", action="store_true", help="with --list: past and deleted ones too")
     o.add_argument("--delete", metavar="ID", help="delete the override ID")
+    f = command(oncall_sub, "feed", feed,
+                "a calendar feed URL (--rotation R or --person P), or --list, or --revoke ID", incident=False)
+    f.add_argument("--rotation")
+    f.add_argument("--person")
+    f.add_argument("--name", help="what the token is for (shown in --list)")
+    f.add_argument("--list", action="store_true", help="list the feed tokens (never their secrets)")
+    f.add_argument("--all", action="store_true", help="with --list: revoked ones too")
+    f.add_argument("--revoke", metavar="ID", help="revoke the feed token ID")

@@ -19,7 +19,9 @@ from shared.kafka.admin import ensure_topics
 from shared.kafka.json_producer import JsonProducer
 from shared.settings import Settings
 
-from . import errors, heartbeats_api, incidents, intake, maintenance_api, oncall_api, openapi, opsgenie_api
+from . import (
+    errors, feeds_api, heartbeats_api, incidents, intake, maintenance_api, oncall_api, openapi, opsgenie_api,
+)
 from .recorder import Recorder
 from .runtime import Runtime
 from .security import needs, require
@@ -66,6 +68,7 @@ def create_app(settings: Settings, org: Organisation) -> FastAPI:
     app.include_router(heartbeats_api.router)
     app.include_router(oncall_api.router)
     app.include_router(maintenance_api.router)
+    app.include_router(feeds_api.router)
     app.include_router(incidents.router)
 
     @app.get("/healthz", tags=["health"], summary="The process is up")

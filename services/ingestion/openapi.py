@@ -26,7 +26,9 @@ _INTAKE = {"/v1/alerts", "/v1/integrations/alertmanager"}
 _INCIDENT_PATH = re.compile(r"^/v1/incidents/\{incident_id\}")
 # Opsgenie-compatible paths: the GenieKey header, and Opsgenie's error shape.
 _OPSGENIE = re.compile(r"^/v2/(alerts|heartbeats)")
-_ONCALL = ("/v1/oncall", "/v1/maintenance", "/v1/feed-tokens")
+_ONCALL = ("/v1/oncall", "/v1/maintenance")
+# Calendar feeds: the credential is a feed token in the URL (calendar apps send no headers).
+_FEEDS = re.compile(r"^/v1/(rotations|people)/\{[a-z]+\}\.ics$")
 
 
 class Error(BaseModel):
@@ -210,6 +212,13 @@ def _errors_for(method: str, path: str, operation: dict) -> dict[str, dict]:
         if method == "post":
             errors["413"] = _error("The request is larger than 512 KB", refused)
         return errors
+    if _FEEDS.match(path):
+        return {
+            "400": _error("No feed token given (?token=)"),
+            "401": _error("Unknown or revoked feed token"),
+            "403": _error("The feed token is for another feed"),
+            "404": _error("No such rotation or person in the organisation"),
+        }
     errors: dict[str, dict] = {}
     if path == "/readyz":
         errors["503"] = _error("Not ready (the body says which dependency is down)", "Readiness")
@@ -227,7 +236,13 @@ def _errors_for(method: str, path: str, operation: dict) -> dict[str, dict]:
         errors["404"] = _error("No heartbeat of that name in the configuration")
         errors["429"] = _error("The integration exceeded its rate limit", headers=_RETRY_AFTER)
         errors["503"] = _error("The broker did not acknowledge the ping; retry")
-    if path.startswith(_ONCALL) and method in ("post", "delete"):
+    if path.startswith("/v1/feed-tokens"):
+        if method == "post":
+            errors["404"] = _error("No such rotation or person in the organisation")
+        if method == "delete":
+            errors["404"] = _error("No such feed token")
+            errors["409"] = _error("Already revoked")
+    elif path.startswith(_ONCALL) and method in ("post", "delete"):
         errors["503"] = _error("Stored on the broker but not recorded in time (read again shortly), or the broker "
                                "did not acknowledge it")
         if method == "delete":
@@ -264,7 +279,9 @@ def _adjust(schema: dict) -> dict:
         for method, operation in operations.items():
             responses = operation.setdefault("responses", {})
             responses.pop("422", None)
-            if path not in _PUBLIC:
+            if _FEEDS.match(path):
+                operation["security"] = []
+            elif path not in _PUBLIC:
                 operation["security"] = [{"bearer": []}]
             responses.update(_errors_for(method, path, operation))
             model = _OK_SCHEMA.get((method, path)) or _command_answer(method, path)

@@ -46,3 +46,17 @@ CREATE TABLE maintenance_windows (
     record       jsonb NOT NULL
 );
 CREATE INDEX maintenance_windows_end ON maintenance_windows (ends_at);
+
+-- Read-only calendar feed tokens: one feed each (a rotation or a person), revocable; only a
+-- SHA-256 of the secret is kept, as for api_tokens. They authenticate nothing but their feed.
+CREATE TABLE feed_tokens (
+    token_id     text PRIMARY KEY,
+    name         text NOT NULL,
+    scope_kind   text NOT NULL CHECK (scope_kind IN ('rotation', 'person')),
+    scope_name   text NOT NULL,
+    token_hash   text NOT NULL UNIQUE,
+    created_by   text NOT NULL,
+    created_at   timestamptz NOT NULL DEFAULT now(),
+    revoked_by   text,
+    revoked_at   timestamptz
+);

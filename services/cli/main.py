@@ -6,7 +6,7 @@ import sys
 from typing import Callable, Sequence
 
 from . import commands as cmd
-from . import maintenance_commands, oncall_commands
+from . import import_command, maintenance_commands, oncall_commands
 from .client import EXIT_HELP, Api, CliError, Exit
 from .config import resolve
 from .render import dump
@@ -35,6 +35,7 @@ examples:
   incidentctl oncall
   incidentctl oncall override --rotation payments-oncall --person erin --start now --end +8h --reason "swap"
   incidentctl maintenance create --service checkout-api --end +2h --reason "database upgrade"
+  incidentctl import pagerduty pagerduty-export.json --plan
 
 exit codes:
 {EXIT_HELP}
@@ -137,6 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
     _postmortem_commands(sub)
     oncall_commands.add_parsers(sub, _command)
     maintenance_commands.add_parsers(sub, _command)
+    import_command.add_parser(sub, _command)
     token = sub.add_parser("token", help="create API tokens and integration keys (platform-admin)")
     token_sub = token.add_subparsers(dest="token_command", metavar="COMMAND", required=True)
     p = _command(token_sub, "create", cmd.token_create, "create a token; prints it once", incident=False)

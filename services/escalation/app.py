@@ -39,10 +39,12 @@ def build(settings: Settings, org: Organisation) -> faust.App:
     # Runtime overrides decide whom a rotation target pages.
     overrides = TopicView(settings.kafka_bootstrap, cat.ONCALL_OVERRIDES.name, RotationOverride,
                           client_id=f"{settings.app_prefix}-{SERVICE}-overrides")
+    overrides.start_with(app)
     overrides.close_on_shutdown(app)
     org_with_overrides = Derived(overrides, lambda items: with_overrides(org, items))
     windows = TopicView(settings.kafka_bootstrap, cat.MAINTENANCE_WINDOWS.name, MaintenanceWindow,
                         client_id=f"{settings.app_prefix}-{SERVICE}-maintenance")
+    windows.start_with(app)
     windows.close_on_shutdown(app)
 
     async def follow(event) -> None:

@@ -51,6 +51,7 @@ def build(settings: Settings, org: Organisation) -> faust.App:
     http.close_on_shutdown(app)
     windows = TopicView(settings.kafka_bootstrap, cat.MAINTENANCE_WINDOWS.name, MaintenanceWindow,
                         client_id=f"{settings.app_prefix}-{SERVICE}-maintenance")
+    windows.start_with(app)
     windows.close_on_shutdown(app)
 
     async def notify(event) -> None:

@@ -72,6 +72,7 @@ def build(settings: Settings, org: Organisation) -> faust.App:
     # Runtime overrides decide a new incident's commander (read only for an open: the hot path never waits on them).
     overrides = TopicView(settings.kafka_bootstrap, cat.ONCALL_OVERRIDES.name, RotationOverride,
                           client_id=f"{settings.app_prefix}-{SERVICE}-overrides")
+    overrides.start_with(app)
     overrides.close_on_shutdown(app)
     org_with_overrides = Derived(overrides, lambda items: with_overrides(org, items))
 

@@ -30,6 +30,8 @@ class TopicView(Generic[M]):
         self._partitions: list[TopicPartition] = []
         self._task: asyncio.Task | None = None
         self._lock: asyncio.Lock | None = None
+        self._next: dict[TopicPartition, int] = {}  # the offset after the last record read, per partition
+        self._progress: asyncio.Event | None = None
         self.version = 0  # moves on with every record read (callers cache what they derive)
 
     def values(self) -> list[M]:
@@ -66,14 +68,18 @@ class TopicView(Generic[M]):
                 log.warning("%s: reading failed (%s); retrying", self._topic, exc)
                 await asyncio.sleep(1.0)
                 continue
-            for records in batches.values():
+            for tp, records in batches.items():
                 for record in records:
                     self._apply(record)
+                if records:
+                    self._next[tp] = records[-1].offset + 1
+            if batches and self._progress is not None:
+                self._progress.set()
 
     def _apply(self, record) -> None:
         key = record.key.decode("utf-8", errors="replace") if record.key else ""
         try:
-            self._values[key] = self._model.model_validate_json(record.value)
+            self._values[key] = self._model.model_validate_json(record.value or b"")
         except (ValidationError, ValueError, TypeError) as exc:
             # The topic's recorder dead-letters what it cannot read; here it is only passed over.
             log.warning("%s@%s:%s not read: %s", self._topic, record.partition, record.offset, exc)
@@ -81,29 +87,33 @@ class TopicView(Generic[M]):
         self.version += 1
 
     async def sync(self) -> None:
-        """Read everything the topic holds now (starting the reader on first use)."""
+        """Read everything the topic holds now (starting the reader on first use).
+
+        Bounded: a broker that does not answer in time is a retriable error (the agent waits
+        and tries the message again), never a wait without end.
+        """
+        try:
+            await asyncio.wait_for(self._catch_up(), self._sync_timeout)
+        except asyncio.TimeoutError:
+            raise KafkaTimeoutError(f"{self._topic}: not caught up within {self._sync_timeout}s") from None
+
+    async def _catch_up(self) -> None:
         if self._consumer is None:
             self._lock = self._lock or asyncio.Lock()
             async with self._lock:
                 if self._consumer is None:
                     await self._start()
-        consumer = self._consumer
-        assert consumer is not None
-        end = await consumer.end_offsets(self._partitions)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self._sync_timeout
-        while await self._behind(end):
-            if loop.time() > deadline:
-                # Retriable: the agent waits for the broker and tries the message again.
-                raise KafkaTimeoutError(f"{self._topic}: not caught up within {self._sync_timeout}s")
-            await asyncio.sleep(0.01)
-
-    async def _behind(self, end: dict) -> bool:
         assert self._consumer is not None
-        for tp in self._partitions:
-            if await self._consumer.position(tp) < end[tp]:
-                return True
-        return False
+        end = await self._consumer.end_offsets(self._partitions)
+        # Positions counted from the records read, not the consumer's: position() can wait
+        # unboundedly on an offset reset. Compaction keeps each partition's last record.
+        while any(self._next.get(tp, 0) < end[tp] for tp in self._partitions):
+            self._progress = self._progress or asyncio.Event()
+            self._progress.clear()
+            try:
+                await asyncio.wait_for(self._progress.wait(), 0.2)
+            except asyncio.TimeoutError:
+                pass
 
     async def close(self) -> None:
         if self._task is not None:
@@ -115,6 +125,16 @@ class TopicView(Generic[M]):
         if self._consumer is not None:
             consumer, self._consumer = self._consumer, None
             await consumer.stop()
+
+    def start_with(self, app) -> None:
+        """Read the topic as soon as the service runs, so the first decision does not wait for it."""
+
+        @app.task
+        async def _warm_up() -> None:
+            try:
+                await self.sync()
+            except KafkaError as exc:  # the first decision will try again
+                log.warning("%s: not read at start (%s)", self._topic, exc)
 
     def close_on_shutdown(self, app) -> None:
         @app.on_before_shutdown.connect

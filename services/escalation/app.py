@@ -1,19 +1,19 @@
 """Escalation: acknowledgement deadlines and reminders as data in a table, nudged by a timer."""
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import datetime, timezone
 
 import faust
 
 from shared import catalogue as cat
-from shared.domain.maintenance import MaintenanceWindow
-from shared.domain.oncall import RotationOverride, with_overrides
+from shared.domain.oncall import with_overrides
 from shared.domain.organisation import Organisation
 from shared.kafka.deadlines import deadline_timer
 from shared.kafka.faust_app import create_app, declare, guarded_agent, table
 from shared.kafka.streams import Outbox, decode, key_of, origin_of, send_model
-from shared.kafka.view import Derived, TopicView
+from shared.kafka.view import Derived, whole_topic
 from shared.messages import AuditEvent, AuditHead, DeadlineCheck
 from shared.settings import Settings
 
@@ -37,15 +37,15 @@ def build(settings: Settings, org: Organisation) -> faust.App:
     dead = declare(app, cat.DEAD_LETTER, n)
     deadlines = table(app, "deadlines", n)
     # Runtime overrides decide whom a rotation target pages.
-    overrides = TopicView(settings.kafka_bootstrap, cat.ONCALL_OVERRIDES.name, RotationOverride,
-                          client_id=f"{settings.app_prefix}-{SERVICE}-overrides")
-    overrides.start_with(app)
-    overrides.close_on_shutdown(app)
+    overrides = whole_topic(app, settings, cat.ONCALL_OVERRIDES, SERVICE)
     org_with_overrides = Derived(overrides, lambda items: with_overrides(org, items))
-    windows = TopicView(settings.kafka_bootstrap, cat.MAINTENANCE_WINDOWS.name, MaintenanceWindow,
-                        client_id=f"{settings.app_prefix}-{SERVICE}-maintenance")
-    windows.start_with(app)
-    windows.close_on_shutdown(app)
+    windows = whole_topic(app, settings, cat.MAINTENANCE_WINDOWS, SERVICE)
+
+    async def _on_call(fresh: bool) -> Organisation:
+        """The organisation with its overrides; with ``fresh``, both topics caught up with (at once)."""
+        if fresh:
+            await asyncio.gather(overrides.sync(), windows.sync())
+        return await org_with_overrides.get(fresh=False)
 
     async def follow(event) -> None:
         """Follow the incident's life and act on its due deadlines."""
@@ -58,16 +58,15 @@ def build(settings: Settings, org: Organisation) -> faust.App:
             if check is None:
                 return
             in_flight.seen(key)
-            current = await org_with_overrides.get()
-            await windows.sync()
+            current = await _on_call(fresh=True)
             updated, envelopes = on_check(record, key, current, origin, now, windows.values())
         else:
             head = await decode(event, AuditHead, dead, SERVICE)
             if head is None or head.only_an_alert:
                 return  # an alert attaching changes no deadline
             message = AuditEvent.model_validate_json(event.value)
-            current = await org_with_overrides.get()
-            await windows.sync()
+            # Only an opening pages (or is held) at once: only then must a new window or override count.
+            current = await _on_call(fresh=message.change in ("opened", "reopened"))
             updated, envelopes = on_audit(record, message, current, origin, now, windows.values())
         outbox = Outbox()
         for envelope in envelopes:

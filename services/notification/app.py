@@ -9,11 +9,10 @@ import faust
 import httpx
 
 from shared import catalogue as cat
-from shared.domain.maintenance import MaintenanceWindow
 from shared.domain.organisation import Organisation
 from shared.kafka.faust_app import Lazy, create_app, declare, guarded_agent, table
 from shared.kafka.streams import Outbox, decode, key_of, send_model
-from shared.kafka.view import TopicView
+from shared.kafka.view import whole_topic
 from shared.messages import AuditEvent, AuditHead, WebhookDelivery
 from shared.settings import Settings
 
@@ -49,10 +48,7 @@ def build(settings: Settings, org: Organisation) -> faust.App:
     notified = table(app, "notified", n)
     http = Lazy(_new_client, lambda client: client.aclose())
     http.close_on_shutdown(app)
-    windows = TopicView(settings.kafka_bootstrap, cat.MAINTENANCE_WINDOWS.name, MaintenanceWindow,
-                        client_id=f"{settings.app_prefix}-{SERVICE}-maintenance")
-    windows.start_with(app)
-    windows.close_on_shutdown(app)
+    windows = whole_topic(app, settings, cat.MAINTENANCE_WINDOWS, SERVICE)
 
     async def notify(event) -> None:
         message = await decode(event, AuditHead, dead, SERVICE)
@@ -61,7 +57,8 @@ def build(settings: Settings, org: Organisation) -> faust.App:
         message = AuditEvent.model_validate_json(event.value)
         key = key_of(event)
         record = NotifiedRecord.model_validate(notified.get(key) or {})
-        await windows.sync()
+        if message.change in ("opened", "reopened"):
+            await windows.sync()  # an opening is held by a window created just before it
         planned = handle_event(record, message, org, utcnow(), windows.values())
         if planned.duplicate:
             return

@@ -13,11 +13,11 @@ from shared.db.ids import allocate_incident_id
 from shared.db.pool import create_pool
 from shared.domain.alerts import fingerprint
 from shared.domain.commands import OpenIncident
-from shared.domain.oncall import RotationOverride, with_overrides
+from shared.domain.oncall import with_overrides
 from shared.domain.organisation import Organisation
 from shared.kafka.faust_app import Lazy, create_app, declare, guarded_agent, table
 from shared.kafka.streams import Outbox, decode, key_of, origin_of, send_model
-from shared.kafka.view import Derived, TopicView
+from shared.kafka.view import Derived, whole_topic
 from shared.messages import (
     CommandEnvelope,
     CorrelateAlert,
@@ -70,10 +70,7 @@ def build(settings: Settings, org: Organisation) -> faust.App:
     pool = Lazy(lambda: create_pool(settings.database_url, max_size=4), lambda p: p.close())
     pool.close_on_shutdown(app)
     # Runtime overrides decide a new incident's commander (read only for an open: the hot path never waits on them).
-    overrides = TopicView(settings.kafka_bootstrap, cat.ONCALL_OVERRIDES.name, RotationOverride,
-                          client_id=f"{settings.app_prefix}-{SERVICE}-overrides")
-    overrides.start_with(app)
-    overrides.close_on_shutdown(app)
+    overrides = whole_topic(app, settings, cat.ONCALL_OVERRIDES, SERVICE)
     org_with_overrides = Derived(overrides, lambda items: with_overrides(org, items))
 
     async def normalise(event) -> None:

@@ -16,6 +16,9 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError, KafkaTimeoutError
 from pydantic import BaseModel, ValidationError
 
+from ..catalogue import TopicSpec
+from ..settings import Settings
+
 log = logging.getLogger(__name__)
 M = TypeVar("M", bound=BaseModel)
 
@@ -27,6 +30,9 @@ class TopicView(Generic[M]):
         self._sync_timeout = sync_timeout
         self._values: dict[str, M] = {}
         self._consumer: AIOKafkaConsumer | None = None
+        # Asks for end offsets on a connection of its own: on the reader's, a ListOffsets would
+        # queue behind the long-polling fetch (a broker answers one connection in order).
+        self._offsets: AIOKafkaConsumer | None = None
         self._partitions: list[TopicPartition] = []
         self._task: asyncio.Task | None = None
         self._lock: asyncio.Lock | None = None
@@ -53,10 +59,13 @@ class TopicView(Generic[M]):
             self._partitions = [TopicPartition(self._topic, p) for p in sorted(found)]
             consumer.assign(self._partitions)
             await consumer.seek_to_beginning(*self._partitions)
+            offsets = AIOKafkaConsumer(bootstrap_servers=self._bootstrap, client_id=f"{self._client_id}-offsets",
+                                       enable_auto_commit=False)
+            await offsets.start()
         except BaseException:
             await consumer.stop()
             raise
-        self._consumer = consumer
+        self._consumer, self._offsets = consumer, offsets
         self._task = asyncio.create_task(self._run(), name=f"view:{self._topic}")
 
     async def _run(self) -> None:
@@ -103,8 +112,8 @@ class TopicView(Generic[M]):
             async with self._lock:
                 if self._consumer is None:
                     await self._start()
-        assert self._consumer is not None
-        end = await self._consumer.end_offsets(self._partitions)
+        assert self._offsets is not None
+        end = await self._offsets.end_offsets(self._partitions)
         # Positions counted from the records read, not the consumer's: position() can wait
         # unboundedly on an offset reset. Compaction keeps each partition's last record.
         while any(self._next.get(tp, 0) < end[tp] for tp in self._partitions):
@@ -122,9 +131,10 @@ class TopicView(Generic[M]):
                 await self._task
             except (asyncio.CancelledError, Exception):  # noqa: BLE001 - closing: its failure is moot
                 pass
-        if self._consumer is not None:
-            consumer, self._consumer = self._consumer, None
-            await consumer.stop()
+        for consumer in (self._consumer, self._offsets):
+            if consumer is not None:
+                await consumer.stop()
+        self._consumer = self._offsets = None
 
     def start_with(self, app) -> None:
         """Read the topic as soon as the service runs, so the first decision does not wait for it."""
@@ -150,8 +160,18 @@ class Derived(Generic[M]):
         self._version = -1
         self._value: object = None
 
-    async def get(self):
-        await self._view.sync()
+    async def get(self, fresh: bool = True):
+        """With ``fresh``, after catching up with the topic; without, from what is read so far."""
+        if fresh:
+            await self._view.sync()
         if self._version != self._view.version:
             self._value, self._version = self._derive(self._view.values()), self._view.version
         return self._value
+
+
+def whole_topic(app, settings: Settings, spec: TopicSpec, service: str) -> TopicView:
+    """A view of one catalogue topic for a Faust service: read as soon as it runs, closed at shutdown."""
+    view = TopicView(settings.kafka_bootstrap, spec.name, spec.value, client_id=f"{settings.app_prefix}-{service}-{spec.name}")
+    view.start_with(app)
+    view.close_on_shutdown(app)
+    return view

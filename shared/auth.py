@@ -24,17 +24,18 @@ class Permission(str, Enum):
     EXPORT = "export"
     READ_RESTRICTED = "read_restricted"  # security incidents
     MANAGE_TOKENS = "manage_tokens"
+    MANAGE_ONCALL = "manage_oncall"  # overrides and maintenance windows: who is paged, and when not
 
 
 GRANTS: dict[Role, frozenset[Permission]] = {
     Role.PLATFORM_ADMIN: frozenset(
         {Permission.READ, Permission.DECLARE, Permission.RESPOND, Permission.UPDATE, Permission.POSTMORTEM,
-         Permission.EXPORT, Permission.MANAGE_TOKENS}
+         Permission.EXPORT, Permission.MANAGE_TOKENS, Permission.MANAGE_ONCALL}
     ),
     Role.OBSERVABILITY_ENGINEER: frozenset({Permission.READ, Permission.UPDATE, Permission.POSTMORTEM}),
     Role.SECURITY_ADMIN: frozenset(
         {Permission.READ, Permission.DECLARE, Permission.RESPOND, Permission.UPDATE, Permission.POSTMORTEM,
-         Permission.EXPORT, Permission.READ_RESTRICTED}
+         Permission.EXPORT, Permission.READ_RESTRICTED, Permission.MANAGE_ONCALL}
     ),
     Role.COMPLIANCE_OFFICER: frozenset({Permission.READ, Permission.EXPORT}),
     Role.INTEGRATION: frozenset({Permission.SEND_ALERTS}),

@@ -34,7 +34,7 @@ class TopicSpec:
 
 ALERTS_INTAKE = TopicSpec(
     "alerts.intake", "fingerprint (any key accepted)", m.NativeAlert,
-    ("ingestion", "monitoring systems"), ("triage", "metrics"),
+    ("ingestion", "escalation (heartbeats)", "monitoring systems"), ("triage", "metrics"),
     "Every accepted alert, in the native alert format.", public=True,
 )
 TRIAGE_ALERTS = TopicSpec(
@@ -77,6 +77,28 @@ WEBHOOK_RETRIES = TopicSpec(
     ("notification",), ("notification",),
     "Webhook posts waiting for their next attempt (back-off).",
 )
+HEARTBEAT_PINGS = TopicSpec(
+    "heartbeats.pings", "heartbeat name", m.HeartbeatPing,
+    ("ingestion",), ("escalation", "metrics"),
+    "Heartbeat pings: each one moves its heartbeat's deadline; the first one arms it.",
+)
+HEARTBEAT_CHECKS = TopicSpec(
+    "heartbeats.checks", "heartbeat name", m.HeartbeatCheck,
+    ("escalation",), ("escalation",),
+    "The heartbeat timer's nudges: look at this heartbeat's deadline again.",
+)
+ONCALL_OVERRIDES = TopicSpec(
+    "oncall.overrides", "override id", m.RotationOverride,
+    ("ingestion",), ("triage", "escalation", "ingestion (recorder)"),
+    "On-call overrides made at runtime (API, incidentctl); the latest version of each (deleted_at when removed).",
+    partitions=1, compacted=True,
+)
+MAINTENANCE_WINDOWS = TopicSpec(
+    "maintenance.windows", "window id", m.MaintenanceWindow,
+    ("ingestion",), ("escalation", "notification", "ingestion (recorder)"),
+    "Maintenance windows; the latest version of each (deleted_at when ended early).",
+    partitions=1, compacted=True,
+)
 NOTIFICATIONS_DEAD_LETTER = TopicSpec(
     "notifications.dead-letter", "incident id", m.WebhookDelivery,
     ("notification",), ("operators",),
@@ -107,6 +129,10 @@ INTERNAL_AND_FIXED: tuple[TopicSpec, ...] = (
     NOTIFICATIONS_DEAD_LETTER,
     DEAD_LETTER,
     HEALTH_PROBES,
+    HEARTBEAT_PINGS,
+    HEARTBEAT_CHECKS,
+    ONCALL_OVERRIDES,
+    MAINTENANCE_WINDOWS,
 )
 
 

@@ -9,6 +9,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from .domain.alerts import Alert, AlertAction, Link
 from .domain.commands import Command
 from .domain.incident import IncidentStatus
+# Messages too (the values on oncall.overrides and maintenance.windows), defined beside their rules.
+from .domain.maintenance import MaintenanceWindow  # noqa: F401
+from .domain.oncall import RotationOverride  # noqa: F401
 
 Label = Annotated[str, Field(max_length=4096)]
 
@@ -254,3 +257,19 @@ class Probe(BaseModel):
     probe_id: str
     service: str
     sent_at: datetime
+
+
+class HeartbeatPing(BaseModel):
+    """A heartbeat was pinged (by its URL, Opsgenie's, or an Alertmanager Watchdog receiver)."""
+
+    name: str
+    at: datetime
+    source: str  # the path it came in by
+    integration: str
+
+
+class HeartbeatCheck(BaseModel):
+    """The heartbeat timer asks the agent that owns the heartbeat to look at its deadline again."""
+
+    name: str
+    due: datetime

@@ -121,3 +121,6 @@ class Api:
 
     def patch(self, path: str, body: Any) -> Any:
         return self.request("PATCH", path, json=body).json()
+
+    def delete(self, path: str) -> Any:
+        return self.request("DELETE", path).json()

@@ -98,6 +98,10 @@ def incident(record: dict) -> str:
         ("Alerts", f"{record.get('alert_count', 0)} received, reopened {record.get('reopen_count', 0)} times"),
         ("Runbook", playbook.get("runbook_url")),
     ])
+    held = record.get("maintenance")
+    if held:
+        lines += _field_lines([("Maintenance", f"{held.get('window_id')} ({held.get('reason')}): not paged until "
+                                              f"{_when(held.get('until'))}")])
     steps = playbook.get("steps") or []
     if steps:
         lines.append("Playbook:")

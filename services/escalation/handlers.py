@@ -13,8 +13,12 @@ from pydantic import BaseModel, computed_field
 from shared.domain import escalation as policy
 from shared.domain.commands import MarkEscalationFailed, RecordEscalation, SendReminder
 from shared.domain.incident import Incident
+from shared.domain.maintenance import MaintenanceWindow
 from shared.domain.organisation import Organisation
 from shared.messages import AuditEvent, CommandEnvelope, Origin
+
+from . import maintenance_hold
+from .maintenance_hold import Held
 
 # Changes that end the need to page: somebody is on it, or there is nothing left to do.
 STOPS_ESCALATION = ("acknowledged", "mitigation_added", "resolved", "closed")
@@ -33,11 +37,13 @@ class Deadlines(BaseModel):
     # Once breached, an incident's MTTR target is not reported again (a reopen does not re-arm it).
     mttr_reported: bool = False
     postmortem_due: datetime | None = None
+    # Paging held by a maintenance window (no escalation runs meanwhile).
+    held: Held | None = None
 
     @computed_field  # stored with the value, so the timer reads it without parsing the record
     @property
     def next_due(self) -> datetime | None:
-        candidates = [self.update_due, self.mttr_due, self.postmortem_due]
+        candidates = [self.update_due, self.mttr_due, self.postmortem_due, self.held.until if self.held else None]
         if self.escalation is not None and self.escalation.status == "active":
             candidates.append(self.escalation.deadline)
         due = [moment for moment in candidates if moment is not None]
@@ -98,7 +104,8 @@ def _escalation(record: Deadlines, incident: Incident, change: str, org: Organis
 
 
 def on_audit(
-    record: Deadlines, event: AuditEvent, org: Organisation, origin: Origin, now: datetime
+    record: Deadlines, event: AuditEvent, org: Organisation, origin: Origin, now: datetime,
+    windows: list[MaintenanceWindow] = (),
 ) -> tuple[Deadlines, list[CommandEnvelope]]:
     if event.version <= record.last_version:
         return record, []
@@ -106,7 +113,14 @@ def on_audit(
     change = event.change
     commands: list = []
     update: dict = {"last_version": event.version}
-    update["escalation"] = _escalation(record, incident, change, org, now, commands)
+    holding = maintenance_hold.hold(incident, event, list(windows))
+    if holding is not None:  # opened in a maintenance window: marked, and nobody paged until it ends
+        update["held"], mark = holding
+        commands.append(mark)
+    else:
+        update["escalation"] = _escalation(record, incident, change, org, now, commands)
+        if change in STOPS_ESCALATION or change in ("opened", "reopened"):
+            update["held"] = None
 
     if incident.status.is_open:
         cadence = cadence_for(org, incident)
@@ -133,11 +147,21 @@ def on_audit(
 
 
 def on_check(
-    record: Deadlines, incident_id: str, org: Organisation, origin: Origin, now: datetime
+    record: Deadlines, incident_id: str, org: Organisation, origin: Origin, now: datetime,
+    windows: list[MaintenanceWindow] = (),
 ) -> tuple[Deadlines, list[CommandEnvelope]]:
     update: dict = {}
     commands: list = []
     escalation = record.escalation
+    if record.held is not None:
+        held = maintenance_hold.recheck(record.held, list(windows), now)
+        update["held"] = held
+        if held is None:  # the window is over and the incident still triggered: page as if it just opened
+            escalation, page = policy.start(incident_id, record.held.team, record.held.plan, record.held.generation,
+                                            now)
+            commands.append(_page(escalation, page, org, now))
+            update["escalation"] = escalation
+            escalation = None  # started now: its first deadline is ahead
     if escalation is not None:
         advanced, step = policy.on_deadline(escalation, now)
         if isinstance(step, policy.Page):

@@ -21,7 +21,9 @@ from shared.kafka.liveness import STALLS, Watchdog
 from shared.kafka.probes import Probes
 from shared.settings import Settings
 
-from . import errors, incidents, intake, openapi
+from . import (
+    errors, feeds_api, heartbeats_api, incidents, intake, maintenance_api, oncall_api, openapi, opsgenie_api,
+)
 from .recorder import Recorder
 from .runtime import Runtime
 from .security import needs, require
@@ -59,11 +61,18 @@ def create_app(settings: Settings, org: Organisation) -> FastAPI:
     app = FastAPI(
         title="Incident Handling API",
         version="0.1.0",
-        description="Alert intake (native, Alertmanager, Grafana, PagerDuty Events v2) and the incidents API.",
+        description="Alert intake (native, Alertmanager, Grafana, PagerDuty Events v2, the Opsgenie Alert API), "
+                    "the incidents API and on-call.",
         lifespan=lifespan,
     )
     errors.install(app)
+    opsgenie_api.install(app)
     app.include_router(intake.router)
+    app.include_router(opsgenie_api.router)
+    app.include_router(heartbeats_api.router)
+    app.include_router(oncall_api.router)
+    app.include_router(maintenance_api.router)
+    app.include_router(feeds_api.router)
     app.include_router(incidents.router)
 
     @app.get("/healthz", tags=["health"], summary="The process is up")

@@ -53,14 +53,18 @@ def _throttle(rt: Runtime, principal: Principal, count: int, endpoint: str) -> N
                        {"retry_after_seconds": seconds}, headers={"Retry-After": str(seconds)})
 
 
-async def _publish(rt: Runtime, principal: Principal, alerts: list[NativeAlert], endpoint: str) -> list[str]:
-    """Stamp, publish and wait for the broker's acknowledgement of every alert."""
+async def _publish(rt: Runtime, principal: Principal, alerts: list[NativeAlert], endpoint: str,
+                   keep_alert_ids: bool = False) -> list[str]:
+    """Stamp, publish and wait for the broker's acknowledgement of every alert.
+
+    ``keep_alert_ids``: the format set each alert's id (an Opsgenie request is found by it later).
+    """
     _throttle(rt, principal, len(alerts), endpoint)
     now = datetime.now(timezone.utc)
     stamped, keys = [], []
     for alert in alerts:
         update = {
-            "alert_id": str(uuid.uuid4()),
+            "alert_id": alert.alert_id if keep_alert_ids and alert.alert_id else str(uuid.uuid4()),
             "received_at": now,
             "integration": principal.name,
             "source": alert.source or endpoint,

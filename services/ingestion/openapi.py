@@ -17,12 +17,18 @@ from pydantic import BaseModel
 from shared.messages import NativeAlert
 
 from .formats.alertmanager import AlertmanagerPayload
+from .formats.opsgenie import OpsgenieAccepted, OpsgenieAction, OpsgenieAlert, OpsgenieNote, OpsgenieRefused
 from .formats.pagerduty import PagerDutyAccepted, PagerDutyEvent, PagerDutyRefused
 
 _REF = "#/components/schemas/{model}"
 _PUBLIC = {"/healthz", "/readyz", "/v2/enqueue"}
 _INTAKE = {"/v1/alerts", "/v1/integrations/alertmanager"}
 _INCIDENT_PATH = re.compile(r"^/v1/incidents/\{incident_id\}")
+# Opsgenie-compatible paths: the GenieKey header, and Opsgenie's error shape.
+_OPSGENIE = re.compile(r"^/v2/(alerts|heartbeats)")
+_ONCALL = ("/v1/oncall", "/v1/maintenance")
+# Calendar feeds: the credential is a feed token in the URL (calendar apps send no headers).
+_FEEDS = re.compile(r"^/v1/(rotations|people)/\{[a-z]+\}\.ics$")
 
 
 class Error(BaseModel):
@@ -201,6 +207,7 @@ def _error(description: str, schema: str = "Error", headers: dict | None = None)
 
 _RETRY_AFTER = {"Retry-After": {"description": "Seconds to wait before sending again", "schema": {"type": "integer"}}}
 _BEARER = {"WWW-Authenticate": {"description": "Bearer", "schema": {"type": "string"}}}
+_GENIE = {"WWW-Authenticate": {"description": "GenieKey", "schema": {"type": "string"}}}
 
 
 def _errors_for(method: str, path: str, operation: dict) -> dict[str, dict]:
@@ -211,6 +218,28 @@ def _errors_for(method: str, path: str, operation: dict) -> dict[str, dict]:
             "413": _error("The event is larger than 512 KB", "PagerDutyRefused"),
             "429": _error("The integration exceeded its rate limit", "PagerDutyRefused", _RETRY_AFTER),
             "503": _error("The broker did not acknowledge the event; retry", "PagerDutyRefused"),
+        }
+    if _OPSGENIE.match(path):
+        refused = "OpsgenieRefused"
+        errors = {
+            "401": _error("Missing, unknown or revoked integration key", refused, _GENIE),
+            "403": _error("Not an integration key", refused),
+            "404": _error("No such alert, request or heartbeat (or not processed yet)", refused),
+            "429": _error("The integration exceeded its rate limit", refused, _RETRY_AFTER),
+            "503": _error("The broker (or, for notes and request status, the database) is not reachable; retry",
+                          refused),
+        }
+        if takes_input:
+            errors["400"] = _error("Invalid request: `errors` names each field", refused)
+        if method == "post":
+            errors["413"] = _error("The request is larger than 512 KB", refused)
+        return errors
+    if _FEEDS.match(path):
+        return {
+            "400": _error("No feed token given (?token=)"),
+            "401": _error("Unknown or revoked feed token"),
+            "403": _error("The feed token is for another feed"),
+            "404": _error("No such rotation or person in the organisation"),
         }
     errors: dict[str, dict] = {}
     if path == "/readyz":
@@ -225,6 +254,25 @@ def _errors_for(method: str, path: str, operation: dict) -> dict[str, dict]:
         errors["413"] = _error("The request is too large")
         errors["429"] = _error("The integration exceeded its rate limit", headers=_RETRY_AFTER)
         errors["503"] = _error("The broker did not acknowledge the alerts; retry")
+    if path.startswith("/v1/heartbeats"):
+        errors["404"] = _error("No heartbeat of that name in the configuration")
+        errors["429"] = _error("The integration exceeded its rate limit", headers=_RETRY_AFTER)
+        errors["503"] = _error("The broker did not acknowledge the ping; retry")
+    if path.startswith("/v1/feed-tokens"):
+        if method == "post":
+            errors["404"] = _error("No such rotation or person in the organisation")
+        if method == "delete":
+            errors["404"] = _error("No such feed token")
+            errors["409"] = _error("Already revoked")
+    elif path.startswith(_ONCALL) and method in ("post", "delete"):
+        errors["503"] = _error("Stored on the broker but not recorded in time (read again shortly), or the broker "
+                               "did not acknowledge it")
+        if method == "delete":
+            errors["404"] = _error("No such item")
+            errors["409"] = _error("Already deleted or revoked")
+        else:
+            errors["404"] = _error("The body names a rotation, person or service the organisation does not have")
+            errors["409"] = _error("The times conflict: the end is not after the start, or already past")
     if _INCIDENT_PATH.match(path):
         errors["404"] = _error("No such incident (or not visible to this role), or no postmortem yet")
     if method in ("post", "put", "patch") and path.startswith("/v1/incidents"):
@@ -237,20 +285,25 @@ def _adjust(schema: dict) -> dict:
     components = schema.setdefault("components", {})
     models = components.setdefault("schemas", {})
     _model_schemas(models, NativeAlert, AlertmanagerPayload, PagerDutyEvent, PagerDutyAccepted, PagerDutyRefused,
-                   Error, TokenCreated)
+                   Error, TokenCreated, OpsgenieAlert, OpsgenieAction, OpsgenieNote, OpsgenieAccepted,
+                   OpsgenieRefused)
     models["PagerDutyEvent"] = _pagerduty_event(models["PagerDutyEvent"])
     models.update(SCHEMAS)
     for unused in ("HTTPValidationError", "ValidationError"):
         models.pop(unused, None)
     components["securitySchemes"] = {
         "bearer": {"type": "http", "scheme": "bearer",
-                   "description": "A user token (incidentctl token create) or, for alert intake, an integration key"}
+                   "description": "A user token (incidentctl token create) or, for alert intake, an integration key. "
+                                  "The Opsgenie-compatible paths (/v2/alerts, /v2/heartbeats) also take Opsgenie's "
+                                  "`Authorization: GenieKey <integration key>`."},
     }
     for path, operations in schema.get("paths", {}).items():
         for method, operation in operations.items():
             responses = operation.setdefault("responses", {})
             responses.pop("422", None)
-            if path not in _PUBLIC:
+            if _FEEDS.match(path):
+                operation["security"] = []
+            elif path not in _PUBLIC:
                 operation["security"] = [{"bearer": []}]
             responses.update(_errors_for(method, path, operation))
             model = _OK_SCHEMA.get((method, path)) or _command_answer(method, path)

@@ -14,29 +14,31 @@ from aiokafka import AIOKafkaConsumer
 from pydantic import ValidationError
 
 from shared import catalogue as cat
+from shared.db import oncall
 from shared.db.records import record_communication, record_event, record_result
 from shared.kafka.json_producer import JsonProducer
 from shared.kafka.liveness import STALLS
 from shared.kafka.probes import Probes
 from shared.kafka.streams import describe_error
-from shared.messages import AuditEvent, CommandResult, CommunicationRecord, DeadLetter, Probe
+from shared.messages import (
+    AuditEvent, CommandResult, CommunicationRecord, DeadLetter, MaintenanceWindow, Probe, RotationOverride,
+)
 
 log = logging.getLogger("recorder")
 
-_MODELS = {
-    cat.INCIDENT_AUDIT.name: AuditEvent,
-    cat.COMMAND_RESULTS.name: CommandResult,
-    cat.COMMUNICATIONS.name: CommunicationRecord,
+# Each topic the recorder follows: what its values are, and how one is written.
+_WRITERS = {
+    cat.INCIDENT_AUDIT.name: (AuditEvent, record_event),
+    cat.COMMAND_RESULTS.name: (CommandResult, record_result),
+    cat.COMMUNICATIONS.name: (CommunicationRecord, record_communication),
+    cat.ONCALL_OVERRIDES.name: (RotationOverride, oncall.record_override),
+    cat.MAINTENANCE_WINDOWS.name: (MaintenanceWindow, oncall.record_window),
 }
+_MODELS = {topic: model for topic, (model, _) in _WRITERS.items()}
 
 
-async def _write(conn: asyncpg.Connection, message) -> None:
-    if isinstance(message, AuditEvent):
-        await record_event(conn, message)
-    elif isinstance(message, CommandResult):
-        await record_result(conn, message)
-    else:
-        await record_communication(conn, message)
+async def _write(conn: asyncpg.Connection, topic: str, message) -> None:
+    await _WRITERS[topic][1](conn, message)
 
 
 def _without_nul(raw: bytes) -> bytes:
@@ -122,7 +124,7 @@ class Recorder:
                         for record, message in parsed:
                             try:
                                 async with conn.transaction():
-                                    await _write(conn, message)
+                                    await _write(conn, record.topic, message)
                             except asyncpg.PostgresError as exc:
                                 if isinstance(exc, asyncpg.PostgresConnectionError):
                                     raise

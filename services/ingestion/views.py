@@ -68,6 +68,7 @@ def summary(row: asyncpg.Record) -> dict[str, Any]:
         "mttr_target_minutes": record.get("mttr_target_minutes"),
         "escalation_failed": record.get("escalation_failed", False),
         "postmortem": _postmortem_summary(record),
+        "maintenance": record.get("maintenance"),
         "version": row["version"],
     }
 

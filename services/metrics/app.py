@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 
 import faust
 from prometheus_client import CollectorRegistry, generate_latest
@@ -12,7 +13,7 @@ from shared.domain import metrics as defs
 from shared.domain.organisation import Organisation
 from shared.kafka.faust_app import create_app, declare, guarded_agent, table
 from shared.kafka.streams import origin_of
-from shared.messages import AuditEvent, AuditHead, CommunicationRecord
+from shared.messages import AuditEvent, AuditHead, CommunicationRecord, HeartbeatPing
 from shared.settings import Settings
 
 from . import handlers
@@ -20,7 +21,7 @@ from .exporter import IncidentCollector
 
 log = logging.getLogger("metrics")
 SERVICE = "metrics"
-_SOURCES = (cat.INCIDENT_AUDIT, cat.COMMUNICATIONS, cat.ALERTS_INTAKE, cat.DEAD_LETTER)
+_SOURCES = (cat.INCIDENT_AUDIT, cat.COMMUNICATIONS, cat.ALERTS_INTAKE, cat.DEAD_LETTER, cat.HEARTBEAT_PINGS)
 
 
 def build(settings: Settings, org: Organisation) -> faust.App:
@@ -33,6 +34,7 @@ def build(settings: Settings, org: Organisation) -> faust.App:
     facts = table(app, "incident_facts", n)
     notification_log = table(app, "notification_log", n)
     partition_counts = table(app, "partition_counts", n)
+    last_pings = table(app, "heartbeat_last_pings", n)
 
     async def fold(event) -> None:
         """Count each message once: into its incident's facts, its notification log, or its partition's counts."""
@@ -46,6 +48,9 @@ def build(settings: Settings, org: Organisation) -> faust.App:
                     return
                 message = AuditEvent.model_validate_json(event.value)
                 _write(facts, message.incident_id, handlers.fold_audit(previous, message))
+            elif origin.topic == cat.HEARTBEAT_PINGS.name:
+                ping = HeartbeatPing.model_validate_json(event.value)
+                _write(last_pings, ping.name, handlers.fold_ping(last_pings.get(ping.name), ping))
             elif origin.topic == cat.COMMUNICATIONS.name:
                 record = CommunicationRecord.model_validate_json(event.value)
                 key = record.incident_id
@@ -72,6 +77,7 @@ def build(settings: Settings, org: Organisation) -> faust.App:
                 *handlers.notification_counts(v for v in list(notification_log.values()) if v),
                 *(v.get("counts", {}) for v in list(partition_counts.values()) if v),
             ],
+            pings=lambda: {name: datetime.fromisoformat(v["at"]) for name, v in list(last_pings.items()) if v},
         )
     )
 

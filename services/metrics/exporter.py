@@ -49,8 +49,10 @@ class IncidentCollector(Collector):
         facts: Callable[[], Iterable[defs.IncidentFacts]],
         counts: Callable[[], Iterable[dict[str, int]]],
         clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+        pings: Callable[[], dict[str, datetime]] = dict,
     ) -> None:
         self._org, self._facts, self._counts, self._clock = org, facts, counts, clock
+        self._pings = pings
 
     def describe(self):
         return []
@@ -89,7 +91,23 @@ class IncidentCollector(Collector):
         yield _gauge("time_to_acknowledge_minutes", "Mean minutes from opening to first acknowledgement, acknowledged in the window",
                      {sev: round(mean, 4) for sev, (mean, _) in tta.items()})
 
+        yield from self._heartbeats(now)
         yield from self._counters()
+
+    def _heartbeats(self, now: datetime):
+        """Seconds since each configured heartbeat's last ping (none before its first), and its limit."""
+        pings = self._pings()
+        age = GaugeMetricFamily("heartbeat_last_ping_age_seconds", "Seconds since the heartbeat was last pinged",
+                                labels=["name"])
+        timeout = GaugeMetricFamily("heartbeat_timeout_seconds",
+                                    "The heartbeat's interval plus grace: silence longer than this is a missed beat",
+                                    labels=["name"])
+        for name, beat in sorted(self._org.heartbeats.items()):
+            timeout.add_metric([name], beat.timeout.total_seconds())
+            if name in pings:
+                age.add_metric([name], round(max(0.0, (now - pings[name]).total_seconds()), 3))
+        yield age
+        yield timeout
 
     def _counters(self):
         families = {name: CounterMetricFamily(_strip_total(name), help_, labels=labels)

@@ -14,13 +14,16 @@ changelog write does both and a restart or redelivery can never count it twice.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import datetime
 
 from pydantic import BaseModel, ValidationError
 
 from shared import catalogue as cat
 from shared.domain import metrics as defs
 from shared.domain.incident import Incident
-from shared.messages import AuditEvent, AuditHead, CommunicationRecord, DeadLetter, NativeAlert, Origin
+from shared.messages import (
+    AuditEvent, AuditHead, CommunicationRecord, DeadLetter, HeartbeatPing, NativeAlert, Origin,
+)
 
 # Dead letters from these topics are alerts the platform could not process.
 ALERT_PATH = (cat.ALERTS_INTAKE.name, cat.TRIAGE_ALERTS.name, cat.TRIAGE_CORRELATION.name)
@@ -102,3 +105,10 @@ def notification_counts(logs: Iterable[dict]) -> Iterable[dict[str, int]]:
         for key in NotificationLog.model_validate(value).counted.values():
             counts[key] = counts.get(key, 0) + 1
         yield counts
+
+
+def fold_ping(previous: dict | None, ping: HeartbeatPing) -> dict | None:
+    """The latest ping of a heartbeat (None when this one is not newer: nothing to write)."""
+    if previous is not None and datetime.fromisoformat(previous["at"]) >= ping.at:
+        return None
+    return {"at": ping.at.isoformat()}

@@ -12,6 +12,7 @@ from shared import catalogue as cat
 from shared.domain.organisation import Organisation
 from shared.kafka.faust_app import Lazy, create_app, declare, guarded_agent, table
 from shared.kafka.streams import Outbox, decode, key_of, send_model
+from shared.kafka.view import whole_topic
 from shared.messages import AuditEvent, AuditHead, WebhookDelivery
 from shared.settings import Settings
 
@@ -47,6 +48,7 @@ def build(settings: Settings, org: Organisation) -> faust.App:
     notified = table(app, "notified", n)
     http = Lazy(_new_client, lambda client: client.aclose())
     http.close_on_shutdown(app)
+    windows = whole_topic(app, settings, cat.MAINTENANCE_WINDOWS, SERVICE)
 
     async def notify(event) -> None:
         message = await decode(event, AuditHead, dead, SERVICE)
@@ -55,7 +57,9 @@ def build(settings: Settings, org: Organisation) -> faust.App:
         message = AuditEvent.model_validate_json(event.value)
         key = key_of(event)
         record = NotifiedRecord.model_validate(notified.get(key) or {})
-        planned = handle_event(record, message, org, utcnow())
+        if message.change in ("opened", "reopened"):
+            await windows.sync()  # an opening is held by a window created just before it
+        planned = handle_event(record, message, org, utcnow(), windows.values())
         if planned.duplicate:
             return
         outbox = Outbox()

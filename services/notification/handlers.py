@@ -7,7 +7,9 @@ from datetime import datetime, timedelta
 from pydantic import BaseModel
 
 from shared.catalogue import team_topic_name
+from shared.domain import maintenance
 from shared.domain.incident import Incident
+from shared.domain.maintenance import MaintenanceWindow, Subject
 from shared.domain.notifications import BACKED_OFF, RESETS_BACKOFF, back_off, plan
 from shared.domain.organisation import Organisation
 from shared.messages import AuditEvent, CommunicationRecord, Notification, WebhookDelivery
@@ -18,6 +20,8 @@ class NotifiedRecord(BaseModel):
 
     last_version: int = 0
     sent: dict[str, tuple[datetime, float | None]] = {}
+    # Since when a maintenance window holds the incident's automatic notifications back (None: it does not).
+    held_since: datetime | None = None
 
 
 @dataclass
@@ -57,7 +61,21 @@ def _log(notification_id: str, suffix: str, incident: Incident, outgoing, status
     )
 
 
-def handle_event(record: NotifiedRecord, event: AuditEvent, org: Organisation, now: datetime) -> Planned:
+def _held_since(record: NotifiedRecord, event: AuditEvent, incident: Incident,
+                windows: list[MaintenanceWindow]) -> datetime | None:
+    """Since when the incident's automatic notifications are held back by maintenance windows, if still at this event."""
+    subject = Subject(incident.service, incident.labels)
+    since = record.held_since
+    if event.change in ("opened", "reopened"):
+        since = None
+        if maintenance.holds_opening(event.change, incident.declared, bool(event.data.get("recurrence"))):
+            moment = incident.opened_at if event.change == "opened" else event.occurred_at
+            since = moment if maintenance.covering(windows, subject, moment) is not None else None
+    return since if maintenance.held(windows, subject, since, event.occurred_at) else None
+
+
+def handle_event(record: NotifiedRecord, event: AuditEvent, org: Organisation, now: datetime,
+                 windows: list[MaintenanceWindow] = ()) -> Planned:
     """The notifications, webhook posts and log records one audit event causes (once per version)."""
     if event.version <= record.last_version:
         return Planned(record=record, duplicate=True)
@@ -65,6 +83,15 @@ def handle_event(record: NotifiedRecord, event: AuditEvent, org: Organisation, n
     sent = {kind: last for kind, last in record.sent.items() if kind not in RESETS_BACKOFF.get(event.change, ())}
     planned = Planned(record=record)
     outgoing_all = plan(event.change, incident, event.data, event.summary, org)
+    held_since = _held_since(record, event, incident, list(windows))
+    if held_since is not None and maintenance.automatic(event.actor) and outgoing_all:
+        # In a maintenance window: recorded, nobody told. People's own changes are still told.
+        window = maintenance.covering(windows, Subject(incident.service, incident.labels), event.occurred_at)
+        why = f"maintenance window {window.window_id}: {window.reason}" if window else "maintenance window"
+        planned.log = [_log(f"{event.event_id}:{o.team}", "suppressed", incident, o, "suppressed",
+                            f"held back ({why}): {o.text}", now) for o in outgoing_all]
+        planned.record = NotifiedRecord(last_version=event.version, sent=sent, held_since=held_since)
+        return planned
     # One decision per change, not per team: every team hears a repeat, or none does.
     last = sent.get(event.change)
     interval = timedelta(seconds=last[1]) if last and last[1] is not None else None
@@ -102,7 +129,7 @@ def handle_event(record: NotifiedRecord, event: AuditEvent, org: Organisation, n
             planned.webhooks.append(
                 WebhookDelivery(notification=notification, url=team.webhook.url, attempt=1, not_before=now)
             )
-    planned.record = NotifiedRecord(last_version=event.version, sent=sent)
+    planned.record = NotifiedRecord(last_version=event.version, sent=sent, held_since=held_since)
     return planned
 
 

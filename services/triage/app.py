@@ -21,11 +21,14 @@ from shared import catalogue as cat
 from shared.db.ids import allocate_incident_id
 from shared.db.pool import create_pool
 from shared.domain.alerts import correlation_key, fingerprint, needs_lookup
+from shared.domain.commands import OpenIncident
+from shared.domain.oncall import with_overrides
 from shared.domain.organisation import Organisation
 from shared.kafka.batches import batch_agent, write
 from shared.kafka.faust_app import Lazy, create_app, declare, table
 from shared.kafka.partitioning import partition_of
 from shared.kafka.streams import Outbox, decode, key_of, origin_of
+from shared.kafka.view import Derived, whole_topic
 from shared.messages import (
     CommandEnvelope,
     CorrelateAlert,
@@ -78,6 +81,9 @@ def build(settings: Settings, org: Organisation) -> faust.App:
     correlation_message = TypeAdapter(CorrelationMessage)
     pool = Lazy(lambda: create_pool(settings.database_url, max_size=4), lambda p: p.close())
     pool.close_on_shutdown(app)
+    # Runtime overrides decide a new incident's commander (read only for an open: the hot path never waits on them).
+    overrides = whole_topic(app, settings, cat.ONCALL_OVERRIDES, SERVICE)
+    org_with_overrides = Derived(overrides, lambda items: with_overrides(org, items))
 
     async def admitted_alert(event, outbox: Outbox) -> tuple[str, CorrelateAlert] | None:
         """An alert from the intake topic, to fold here; or sent on (None) to where its key is."""
@@ -215,7 +221,8 @@ def build(settings: Settings, org: Organisation) -> faust.App:
             if key != envelope.incident_id:
                 log.warning("command keyed %r names incident %r; using the key's record", key, envelope.incident_id)
             record = pending[key][1] if key in pending else IncidentRecord.model_validate(incidents.get(key) or {})
-            outcome = apply_command(record, envelope, origin_of(event).offset, org, now)
+            current = await org_with_overrides.get() if isinstance(envelope.command, OpenIncident) else org
+            outcome = apply_command(record, envelope, origin_of(event).offset, current, now)
             if outcome.record is not record:
                 pending[key] = (event, outcome.record)
             for audit_event in outcome.events:

@@ -76,7 +76,8 @@ class IncidentFold:
         self.count(message.fingerprint, ref, before)
         self.refs[message.fingerprint] = ref
         self.origins.append(AlertOrigin(stream=message.origin.stream, offset=message.origin.offset,
-                                        action=alert.action))
+                                        action=alert.action, alert_id=alert.alert_id, fingerprint=message.fingerprint,
+                                        received_at=alert.received_at))
         if alert.action is AlertAction.TRIGGER:
             if self.first_trigger_summary is None:
                 self.first_trigger_summary = alert.summary

@@ -161,3 +161,21 @@ async def list_incidents(
         *args, limit, offset,
     )
     return rows, total
+
+
+async def incident_for_fingerprint(conn: asyncpg.Connection, fingerprint: str) -> str | None:
+    """The incident an alert key was last recorded on (Opsgenie notes name only the alert)."""
+    return await conn.fetchval(
+        "SELECT incident_id FROM incident_alerts WHERE fingerprint = $1 ORDER BY received_at DESC LIMIT 1",
+        fingerprint,
+    )
+
+
+async def recorded_alert(conn: asyncpg.Connection, alert_ids: list[str]) -> asyncpg.Record | None:
+    """The first of these alert ids recorded on an incident, with when triage applied it."""
+    return await conn.fetchrow(
+        "SELECT a.alert_id, a.incident_id, a.fingerprint, a.status, e.occurred_at AS processed_at"
+        " FROM incident_alerts a JOIN audit_events e ON e.event_id = a.event_id"
+        " WHERE a.alert_id = ANY($1::text[]) ORDER BY e.occurred_at LIMIT 1",
+        alert_ids,
+    )

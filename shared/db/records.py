@@ -71,15 +71,35 @@ async def record_event(conn: asyncpg.Connection, event: AuditEvent) -> bool:
         return True
 
 
+def alert_rows(event: AuditEvent) -> list[tuple]:
+    """One incident_alerts row per alert an event recorded: the opening alert, or each alert
+    folded into an alerts_attached event (its id is an Opsgenie request's id, for example)."""
+    data = event.data
+    refs = {ref["fingerprint"]: ref for ref in data.get("refs") or ()}
+    if event.change == "opened" and refs:
+        (ref,) = refs.values()
+        alert_id = data.get("alert_id") or f"{event.incident_id}:opening"
+        return [(alert_id, event.incident_id, ref["fingerprint"], ref["status"], ref["summary"], ref["source"],
+                 _ts(ref["last_seen"]), event.event_id)]
+    if event.change != "alerts_attached":
+        return []
+    rows = []
+    for alert in data.get("alerts") or ():
+        ref = refs.get(alert["fingerprint"], {})
+        status = "resolved" if alert["action"] == "resolve" else "firing"
+        rows.append((alert["alert_id"], event.incident_id, alert["fingerprint"], status, ref.get("summary", ""),
+                     ref.get("source", ""), _ts(alert["received_at"]), event.event_id))
+    return rows
+
+
 async def _record_side_rows(conn: asyncpg.Connection, event: AuditEvent) -> None:
     data = event.data
-    if event.change in ("opened", "alerts_attached") and data.get("refs"):
-        # One row per fingerprint touched by the event, as it stood after it.
+    rows = alert_rows(event)
+    if rows:
         await conn.executemany(
             "INSERT INTO incident_alerts (alert_id, incident_id, fingerprint, status, summary, source, received_at,"
             " event_id) VALUES ($1,$2,$3,$4,$5,$6,$7,$8) ON CONFLICT (alert_id) DO NOTHING",
-            [(f"{event.event_id}:{ref['fingerprint']}", event.incident_id, ref["fingerprint"], ref["status"],
-              ref["summary"], ref["source"], _ts(ref["last_seen"]), event.event_id) for ref in data["refs"]],
+            rows,
         )
     elif event.change == "update_posted":
         await conn.execute(

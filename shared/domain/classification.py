@@ -86,7 +86,7 @@ def owning_team(facts: Facts, org: Organisation, category: Category) -> str:
 def classify(facts: Facts, org: Organisation, severity_override: Severity | None = None) -> Classification:
     """First matching severity rule wins; unset parts fall back to labels, then defaults."""
     category = _label_category(facts)
-    rule = next((r for r in org.severity_rules if matches(r.match, facts, org, category)), None)
+    rule = next((r for r in org.effective_severity_rules if matches(r.match, facts, org, category)), None)
     if rule is not None and rule.category is not None:
         category = rule.category
     category = category or Category.OPERATIONAL

@@ -45,6 +45,9 @@ class AlertOrigin(BaseModel):
     stream: str
     offset: int
     action: AlertAction
+    alert_id: str
+    fingerprint: str
+    received_at: datetime
 
 
 class AttachAlerts(_Command):
@@ -129,6 +132,15 @@ class MarkEscalationFailed(_Command):
     fallback_team: str
 
 
+class HoldForMaintenance(_Command):
+    """The escalation service held an incident's paging: it opened inside a maintenance window."""
+
+    kind: Literal["hold_for_maintenance"] = "hold_for_maintenance"
+    window_id: str
+    reason: str
+    until: datetime
+
+
 class SendReminder(_Command):
     kind: Literal["reminder"] = "reminder"
     reminder: Literal["update_due", "postmortem_overdue", "mttr_target_breached"]
@@ -184,6 +196,7 @@ Command = Annotated[
         RecordEscalation,
         MarkEscalationFailed,
         SendReminder,
+        HoldForMaintenance,
         EditPostmortem,
         AddActionItem,
         UpdateActionItem,

@@ -7,7 +7,8 @@ from typing import Annotated, Literal, Union
 from pydantic import BaseModel, ConfigDict, Field
 
 from .alerts import AlertRef
-from .incident import ActionItem, Incident, IncidentStatus, Milestone, Postmortem
+from .commands import AlertOrigin
+from .incident import ActionItem, Incident, IncidentStatus, MaintenanceMark, Milestone, Postmortem
 from .organisation import Severity
 
 
@@ -29,6 +30,8 @@ class Opened(_Event):
     incident: Incident
     # The opening alert's reference (kept beside the incident, not in it).
     refs: list[AlertRef] = []
+    # The opening alert's id, so its record (and an Opsgenie request's status) can be found by it.
+    alert_id: str | None = None
 
     @property
     def audit_type(self) -> str:
@@ -47,6 +50,8 @@ class AlertsAttached(_Event):
     resolved: int = 0
     acknowledged: int = 0
     refs: list[AlertRef] = []
+    # Each alert of the batch: its id, fingerprint, position and what it asked for.
+    alerts: list[AlertOrigin] = []
     firing_alerts: int
     distinct_alerts: int
     # Set when an alert says the problem started before the incident's detection
@@ -185,6 +190,16 @@ class MttrTargetBreached(_Event):
         return f"MTTR target of {self.target_minutes:g} minutes breached"
 
 
+class MaintenanceHeld(_Event):
+    change: Literal["maintenance_held"] = "maintenance_held"
+    window_id: str
+    reason: str
+    until: datetime
+
+    def describe(self) -> str:
+        return f"in maintenance window {self.window_id} ({self.reason}): not paged until {self.until:%Y-%m-%d %H:%M:%SZ}"
+
+
 class PostmortemCreated(_Event):
     change: Literal["postmortem_created"] = "postmortem_created"
     postmortem: Postmortem
@@ -241,6 +256,7 @@ Event = Annotated[
         EscalationFailed,
         ReminderSent,
         MttrTargetBreached,
+        MaintenanceHeld,
         PostmortemCreated,
         PostmortemEdited,
         ActionItemAdded,
@@ -255,7 +271,7 @@ MILESTONE_CHANGES = frozenset(
     {
         "opened", "acknowledged", "mitigation_added", "severity_changed", "commander_changed",
         "resolved", "closed", "reopened", "escalated", "escalation_failed", "mttr_target_breached",
-        "update_posted",
+        "update_posted", "maintenance_held",
     }
 )
 
@@ -340,6 +356,9 @@ def _apply(state: Incident, event: _Event) -> Incident:  # noqa: C901 - one bran
         return state
     if isinstance(event, MttrTargetBreached):
         return state.model_copy(update={"mttr_breached": True})
+    if isinstance(event, MaintenanceHeld):
+        mark = MaintenanceMark(window_id=event.window_id, reason=event.reason, until=event.until, marked_at=event.at)
+        return state.model_copy(update={"maintenance": mark})
     if isinstance(event, PostmortemCreated):
         return state.model_copy(update={"postmortem": event.postmortem})
     if isinstance(event, PostmortemEdited):

@@ -92,6 +92,15 @@ class Postmortem(BaseModel):
     reminders_sent: int = 0
 
 
+class MaintenanceMark(BaseModel):
+    """An incident opened (or reopened by its alerts) inside a maintenance window: not paged then."""
+
+    window_id: str
+    reason: str
+    until: datetime
+    marked_at: datetime
+
+
 class Incident(BaseModel):
     incident_id: str
     correlation_key: str
@@ -132,6 +141,7 @@ class Incident(BaseModel):
     mttr_target_minutes: float | None = None
     mttr_breached: bool = False
     previous_incident_id: str | None = None
+    maintenance: MaintenanceMark | None = None
     milestones: list[Milestone] = []
     postmortem: Postmortem | None = None
     version: int = Field(default=0, ge=0)

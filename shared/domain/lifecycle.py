@@ -24,6 +24,7 @@ from .commands import (
     Close,
     CompletePostmortem,
     EditPostmortem,
+    HoldForMaintenance,
     MarkEscalationFailed,
     OpenIncident,
     PostUpdate,
@@ -43,6 +44,7 @@ from .events import (
     EscalationFailed,
     Escalated,
     EvidenceAdded,
+    MaintenanceHeld,
     MitigationAdded,
     MttrTargetBreached,
     Opened,
@@ -80,7 +82,8 @@ def decide(state: Incident | None, command, ctx: Context) -> list[_Event]:
             return []  # already opened: a redelivered open is a no-op
         alert = command.alert
         refs = [fold_ref(None, alert, command.fingerprint or alert.alert_id)] if alert is not None else []
-        return [Opened(actor=ctx.actor, at=ctx.now, incident=_new_incident(state, command, ctx), refs=refs)]
+        return [Opened(actor=ctx.actor, at=ctx.now, incident=_new_incident(state, command, ctx), refs=refs,
+                       alert_id=alert.alert_id if alert is not None else None)]
     if state is None:
         raise NotFound("no such incident")
     handler = _HANDLERS.get(type(command))
@@ -190,7 +193,8 @@ def _attach_alerts(state: Incident, command: AttachAlerts, ctx: Context) -> list
     events.append(
         AlertsAttached(
             actor=actor, at=ctx.now, count=len(actions), firing=triggers, resolved=resolves, acknowledged=acknowledges,
-            refs=command.refs, firing_alerts=command.firing_alerts, distinct_alerts=command.distinct_alerts,
+            refs=command.refs, alerts=command.origins, firing_alerts=command.firing_alerts,
+            distinct_alerts=command.distinct_alerts,
             detected_at=earlier,
         )
     )
@@ -336,6 +340,15 @@ def _reminder(state: Incident, command: SendReminder, ctx: Context) -> list[_Eve
     return [ReminderSent(actor="system", at=ctx.now, change="postmortem_overdue", due_at=command.due_at)]
 
 
+def _hold_for_maintenance(state: Incident, command: HoldForMaintenance, ctx: Context) -> list[_Event]:
+    # A mark, not a transition: recorded on any incident not yet closed, once per window.
+    if state.status is C or (state.maintenance is not None and state.maintenance.window_id == command.window_id
+                             and state.maintenance.until == command.until):
+        return []
+    return [MaintenanceHeld(actor="escalation", at=ctx.now, window_id=command.window_id, reason=command.reason,
+                            until=command.until)]
+
+
 _HANDLERS = {
     AttachAlerts: _attach_alerts,
     Acknowledge: _acknowledge,
@@ -350,6 +363,7 @@ _HANDLERS = {
     RecordEscalation: _record_escalation,
     MarkEscalationFailed: _escalation_failed,
     SendReminder: _reminder,
+    HoldForMaintenance: _hold_for_maintenance,
     EditPostmortem: postmortems.edit,
     AddActionItem: postmortems.add_action_item,
     UpdateActionItem: postmortems.update_action_item,

@@ -249,12 +249,53 @@ class LabelNames(_Frozen):
     severity: str = "severity"
 
 
+OpsgeniePriority = Literal["P1", "P2", "P3", "P4", "P5"]
+SourceSeverity = Literal["critical", "error", "warning", "info"]
+# Opsgenie's P1..P5 as the source severity an alert carries; the severity rules then
+# classify it like any other source's alert (a rule on the label `priority` can too).
+DEFAULT_PRIORITIES: dict[str, str] = {"P1": "critical", "P2": "error", "P3": "warning", "P4": "info", "P5": "info"}
+
+
 class Integration(_Frozen):
     """A monitoring system that sends alerts; its key is created with incidentctl."""
 
     default_service: str | None = None
     rate_limit_per_minute: int = Field(default=600, ge=1)
     label_names: LabelNames = LabelNames()
+    priorities: dict[OpsgeniePriority, SourceSeverity] = DEFAULT_PRIORITIES
+
+    @field_validator("priorities", mode="before")
+    @classmethod
+    def _complete(cls, value: object) -> object:
+        # A partial map keeps the defaults for the priorities it does not name.
+        return {**DEFAULT_PRIORITIES, **value} if isinstance(value, dict) else value
+
+
+class Heartbeat(_Frozen):
+    """A dead man's switch: monitoring pings it every ``interval``; silence past ``grace`` opens an incident."""
+
+    interval: timedelta
+    grace: timedelta = timedelta(0)
+    service: str
+    team: str | None = None  # the service's owning team (named here so a reader sees who is paged)
+    severity: Severity = Severity.SEV2
+    description: str | None = None
+
+    _d = field_validator("interval", "grace", mode="before")(_duration)
+
+    @field_validator("interval")
+    @classmethod
+    def _positive(cls, value: timedelta) -> timedelta:
+        if value <= timedelta(0):
+            raise ValueError("a heartbeat interval must be positive")
+        return value
+
+    @property
+    def timeout(self) -> timedelta:
+        return self.interval + self.grace
+
+
+HEARTBEAT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 
 
 class NotificationPolicy(_Frozen):
@@ -290,6 +331,7 @@ class Organisation(_Frozen):
     postmortem: PostmortemPolicy = PostmortemPolicy()
     integrations: dict[str, Integration] = {"default": Integration()}
     notifications: NotificationPolicy = NotificationPolicy()
+    heartbeats: dict[str, Heartbeat] = {}
 
     _d = field_validator("reopen_window", "metrics_window", mode="before")(_duration)
 
@@ -335,4 +377,22 @@ class Organisation(_Frozen):
             need("team", team_name, self.teams, f"postmortem.due_after_by_team.{team_name}")
         if "{incident_id}" not in self.incident_url:
             raise ValueError("incident_url: must contain {incident_id}")
+        for name, beat in self.heartbeats.items():
+            if not HEARTBEAT_NAME.match(name):
+                raise ValueError(f"heartbeats.{name}: a name is letters, digits, '.', '_' or '-' (at most 100)")
+            need("service", beat.service, self.services, f"heartbeats.{name}.service")
+            need("team", beat.team, self.teams, f"heartbeats.{name}.team")
+            owner = self.services[beat.service].team
+            if beat.team is not None and beat.team != owner:
+                raise ValueError(f"heartbeats.{name}.team: service {beat.service!r} is owned by team {owner!r}")
         return self
+
+    @property
+    def effective_severity_rules(self) -> list[SeverityRule]:
+        """The severity rules, after one rule per heartbeat: its incident has the severity it configures."""
+        beats = [
+            SeverityRule(name=f"heartbeat:{name}", severity=beat.severity,
+                         match=Matcher(services=[beat.service], labels={"heartbeat": name}))
+            for name, beat in self.heartbeats.items()
+        ]
+        return [*beats, *self.severity_rules]

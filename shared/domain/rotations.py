@@ -32,6 +32,21 @@ def _scheduled_index(rotation: Rotation, at: datetime) -> int:
     return int((at.astimezone(timezone.utc) - begin.astimezone(timezone.utc)) // rotation.length)
 
 
+def shift_index(rotation: Rotation, at: datetime) -> int:
+    """The scheduled shift ``at`` falls in (0 is the shift starting at ``rotation.start``)."""
+    return _scheduled_index(rotation, at)
+
+
+def shift_start(rotation: Rotation, index: int) -> datetime:
+    """When scheduled shift ``index`` begins, in UTC (the inverse of ``shift_index``)."""
+    zone = ZoneInfo(rotation.time_zone)
+    if rotation.length % _DAY == timedelta(0):
+        day = rotation.start + timedelta(days=index * (rotation.length // _DAY))
+        return datetime.combine(day, rotation.handoff, tzinfo=zone).astimezone(timezone.utc)
+    begin = datetime.combine(rotation.start, rotation.handoff, tzinfo=zone).astimezone(timezone.utc)
+    return begin + index * rotation.length
+
+
 def on_call(rotation: Rotation, at: datetime) -> OnCall:
     """The primary and secondary responders at ``at`` (an aware datetime)."""
     people = rotation.participants

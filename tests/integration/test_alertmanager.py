@@ -8,20 +8,16 @@ to Alertmanager's own API and resolved there (endsAt in the past).
 from __future__ import annotations
 
 import hashlib
-import os
-import shutil
-import subprocess
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import httpx
 import pytest
-import yaml
 
+from alertmanager_process import running
 from harness import sql, wait_until
 from integration_keys import create_key
 
-ALERTMANAGER = shutil.which("prometheus-alertmanager") or "/usr/bin/prometheus-alertmanager"
 INTEGRATION = "prometheus"  # organisation.yaml: label names app / squad / level
 STARTED = datetime.now(timezone.utc) - timedelta(minutes=5)
 
@@ -76,31 +72,8 @@ def alertmanager(platform, tmp_path_factory):
     """A running Alertmanager aimed at the platform's ingestion; stopped by its PID."""
     key = create_key(INTEGRATION)
     home: Path = tmp_path_factory.mktemp("alertmanager")
-    config = home / "alertmanager.yml"
-    config.write_text(yaml.safe_dump(_config(platform.api_url, key), sort_keys=False))
-    port = 19393 + int(os.environ.get("TEST_PORT_OFFSET", "0"))
-    log = open(platform.logs / "alertmanager.log", "ab")  # noqa: SIM115 - closed below
-    proc = subprocess.Popen(
-        [ALERTMANAGER, f"--config.file={config}", f"--storage.path={home / 'data'}",
-         f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address=", "--log.level=info"],
-        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        def ready() -> bool:
-            assert proc.poll() is None, f"alertmanager exited with {proc.returncode}"
-            return httpx.get(f"{url}/-/ready", timeout=2).status_code == 200
-
-        wait_until(ready, timeout=30, what="alertmanager to be ready")
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
-        log.close()
+    with running(_config(platform.api_url, key), home, 19393, platform.logs / "alertmanager.log") as manager:
+        yield manager.url
 
 
 def _post(am_url: str, alertname: str, instance: str, ends_at: datetime) -> None:

@@ -22,7 +22,7 @@ DEPLOY = REPO / "deploy" / "prometheus"
 RULES = {
     "IncidentServiceDown", "IncidentMttrTargetBreached", "IncidentMeanTimeToResolveAboveTarget",
     "IncidentEscalationFailed", "IncidentPostmortemsOverdue", "IncidentPostmortemCompletionLow",
-    "IncidentNotificationsFailing", "IncidentAlertsRejected",
+    "IncidentNotificationsFailing", "IncidentAlertsRejected", "IncidentHeartbeatMissing",
 }
 
 

@@ -80,15 +80,15 @@ class Timeline:
         return self.now
 
 
-def fold_alerts(state: Incident, refs: dict, alerts, org: Organisation, offsets):
+def fold_alerts(state: Incident, refs: dict, alerts, org: Organisation, offsets, fingerprint_: str | None = None):
     """The one command triage makes of ``alerts`` for ``state``'s incident, given the
-    fingerprints' references so far (``refs``, by fingerprint)."""
+    fingerprints' references so far (``refs``, by fingerprint; ``fingerprint_`` for all)."""
     from services.triage.folding import FingerprintState, IncidentFold
     from shared.messages import CorrelateAlert, Origin
 
     fold = IncidentFold(state.incident_id, state.firing_alerts, state.distinct_alerts)
     for alert in alerts:
-        fp = fingerprint(alert, org)
+        fp = fingerprint_ or fingerprint(alert, org)
         stored = refs.get(fp)
         message = CorrelateAlert(alert=alert, fingerprint=fp, correlation_key=state.correlation_key,
                                  origin=Origin(topic="alerts.intake", partition=0, offset=next(offsets)))

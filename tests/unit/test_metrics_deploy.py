@@ -25,7 +25,9 @@ def exported_names(org) -> set[str]:
                              detected_at=resolved - timedelta(hours=1), opened_at=resolved - timedelta(hours=1),
                              first_acknowledged_at=resolved, resolved_at=resolved, first_resolved_at=resolved)]
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(IncidentCollector(org, facts=lambda: facts, counts=lambda: [], clock=lambda: NOW))
+    pings = {name: resolved for name in org.heartbeats}
+    registry.register(IncidentCollector(org, facts=lambda: facts, counts=lambda: [], clock=lambda: NOW,
+                                        pings=lambda: pings))
     text = generate_latest(registry).decode()
     names = {sample.name for family in text_string_to_metric_families(text) for sample in family.samples}
     return names | set(COUNTERS)  # a counter with no series yet is not in the text

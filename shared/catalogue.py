@@ -54,17 +54,17 @@ INCIDENT_COMMANDS = TopicSpec(
 )
 INCIDENT_AUDIT = TopicSpec(
     "incident.audit", "incident id", m.AuditEvent,
-    ("triage",), ("escalation", "notification", "metrics", "ingestion (recorder)"),
+    ("triage",), ("escalation", "notification", "metrics", "recorder"),
     "Every state change: incident.opened, incident.updated (with change), incident.closed.", public=True,
 )
 COMMAND_RESULTS = TopicSpec(
     "incident.command-results", "incident id", m.CommandResult,
-    ("triage",), ("ingestion (recorder)",),
+    ("triage",), ("recorder",),
     "Whether each command was applied or rejected (and why).",
 )
 COMMUNICATIONS = TopicSpec(
     "incident.communications", "incident id", m.CommunicationRecord,
-    ("notification",), ("ingestion (recorder)", "metrics"),
+    ("notification",), ("recorder", "metrics"),
     "The communication log: every notification sent, failed or dead-lettered.",
 )
 DEADLINE_CHECKS = TopicSpec(
@@ -84,7 +84,7 @@ NOTIFICATIONS_DEAD_LETTER = TopicSpec(
 )
 DEAD_LETTER = TopicSpec(
     "dead-letter", "source key", m.DeadLetter,
-    ("triage", "escalation", "notification", "metrics", "ingestion (recorder)"), ("metrics", "operators"),
+    ("triage", "escalation", "notification", "metrics", "recorder"), ("metrics", "operators"),
     "Poison messages: what could not be processed, where it came from and why.", public=True,
 )
 HEALTH_PROBES = TopicSpec(

@@ -1,4 +1,4 @@
-"""What the API reads: incident records with their timeline, log, evidence and alerts."""
+"""What the API reads: incident records with their timeline, log and evidence (alerts: alert_refs.py)."""
 from __future__ import annotations
 
 from typing import Any
@@ -64,16 +64,6 @@ async def evidence(conn: asyncpg.Connection, incident_id: str) -> list[dict[str,
         incident_id,
     )
     return [{**dict(r), "added_at": _iso(r["added_at"])} for r in rows]
-
-
-async def alerts(conn: asyncpg.Connection, incident_id: str, limit: int = 500) -> list[dict[str, Any]]:
-    rows = await conn.fetch(
-        "SELECT alert_id, fingerprint, status, summary, source, received_at FROM incident_alerts "
-        "WHERE incident_id = $1 ORDER BY received_at DESC, alert_id LIMIT $2",
-        incident_id,
-        limit,
-    )
-    return [{**dict(r), "received_at": _iso(r["received_at"])} for r in rows]
 
 
 # How a list may be ordered: newest opened first; open incidents' severity (SEV1

@@ -30,7 +30,7 @@ def refs_of(event: AuditEvent) -> list[AlertRef]:
         raw = data.get("refs")
         if raw is None:  # old format: the opening reference is in the snapshot; its labels are the incident's
             opening = list((event.incident.get("alerts") or {}).values())[:1]
-            raw = [{"labels": event.incident.get("labels") or {}, **ref} for ref in opening]
+            raw = [{**ref, "labels": ref.get("labels") or event.incident.get("labels") or {}} for ref in opening]
     else:
         raw = []
     return [AlertRef.model_validate(ref) for ref in raw]
@@ -58,7 +58,9 @@ _UPSERT = (
     " last_seen, source, labels) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11) "
     "ON CONFLICT (incident_id, fingerprint) DO UPDATE SET dedup_key=EXCLUDED.dedup_key, name=EXCLUDED.name,"
     " summary=EXCLUDED.summary, status=EXCLUDED.status, count=EXCLUDED.count, first_seen=EXCLUDED.first_seen,"
-    " last_seen=EXCLUDED.last_seen, source=EXCLUDED.source, labels=EXCLUDED.labels "
+    " last_seen=EXCLUDED.last_seen, source=EXCLUDED.source,"
+    # An old-format event carries no labels: an empty set never replaces the known ones.
+    " labels=CASE WHEN EXCLUDED.labels = '{}'::jsonb THEN incident_alerts.labels ELSE EXCLUDED.labels END "
     "WHERE (incident_alerts.count, incident_alerts.last_seen) < (EXCLUDED.count, EXCLUDED.last_seen)"
 )
 

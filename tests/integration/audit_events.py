@@ -7,8 +7,10 @@ the other services fold them as triage's own and every metric still agrees with 
 from __future__ import annotations
 
 import json
+import uuid
 from datetime import datetime, timedelta, timezone
 
+from harness import sql
 from shared.domain.incident import Incident
 
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=timezone.utc)
@@ -52,3 +54,15 @@ def alerts_attached(incident_id: str, service: str, version: int, refs: list[dic
 
 def encoded(event: dict) -> tuple[str, bytes]:
     return event["incident_id"], json.dumps(event).encode()
+
+
+def synthetic_id() -> str:
+    """An incident id no triage allocates (a day long past, a number no day reaches)."""
+    return f"INC-2001-01-01-{uuid.uuid4().int % 10**9:09d}"
+
+
+def forget(incident_ids: list[str]) -> None:
+    """Remove what the tests wrote straight into PostgreSQL (no service saw it: no metric may count it)."""
+    for table in ("audit_events", "incidents", "incident_alerts", "incident_alert_stats", "communications",
+                  "command_results"):
+        sql(f"DELETE FROM {table} WHERE incident_id = ANY($1::text[])", incident_ids)

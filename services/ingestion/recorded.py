@@ -45,13 +45,19 @@ class RecordedListener:
             event.set()
 
     async def _listen_forever(self) -> None:
+        told = False  # an outage is logged once, not once a second
         while True:
             try:
                 conn = await asyncpg.connect(self._url, timeout=10)
             except Exception as exc:  # noqa: BLE001 - retried: the database may be restarting
-                log.warning("cannot listen for recorded incidents (%s); commands poll until it can", exc)
+                if not told:
+                    log.warning("cannot listen for recorded incidents (%s); commands poll until it can", exc)
+                    told = True
                 await asyncio.sleep(1.0)  # reconnection back-off
                 continue
+            if told:
+                log.info("listening for recorded incidents again")
+                told = False
             closed = asyncio.Event()
             conn.add_termination_listener(lambda _c: closed.set())
             try:

@@ -1,4 +1,8 @@
-"""One transaction per batch; a refused row found by replaying the batch row by row; the database waited for."""
+"""One transaction per batch; a refused row found by replaying the batch row by row; the database waited for.
+
+What is neither an outage nor a refusal (shared/db/unavailable.py) propagates: the loop
+ends and the process with it, for the supervisor to restart.
+"""
 from __future__ import annotations
 
 import asyncio
@@ -8,7 +12,7 @@ from typing import Any
 import asyncpg
 
 from shared.db.records import Message, write_batch
-from shared.db.unavailable import unavailable
+from shared.db.unavailable import refused, unavailable
 
 log = logging.getLogger("recorder.writer")
 
@@ -34,7 +38,7 @@ class BatchWriter:
         delay = FIRST_RETRY
         while True:
             try:
-                refused = await self._attempt(items)
+                rejected = await self._attempt(items)
             except Exception as exc:  # noqa: BLE001 - sorted just below: retried or raised
                 if not unavailable(exc):
                     raise
@@ -49,7 +53,7 @@ class BatchWriter:
             if self.outage_since is not None:
                 log.info("PostgreSQL is back; batch written")
                 self.outage_since = None
-            return refused
+            return rejected
 
     async def _attempt(self, items: list[Item]) -> list[tuple[Any, str]]:
         async with self._pool.acquire(timeout=ACQUIRE_TIMEOUT) as conn:
@@ -58,7 +62,7 @@ class BatchWriter:
                     await write_batch(conn, [message for _, message in items], self._refs_cap)
                 return []
             except Exception as exc:  # noqa: BLE001 - a refusal is located row by row below
-                if unavailable(exc):
+                if not refused(exc):
                     raise
                 log.warning("batch of %d refused (%s); writing it row by row to find the refused rows",
                             len(items), exc)
@@ -67,15 +71,15 @@ class BatchWriter:
     async def _row_by_row(self, conn: asyncpg.Connection, items: list[Item]) -> list[tuple[Any, str]]:
         """The batch again in one transaction, each message under its own savepoint: a refused
         message rolls back alone and is reported; the others are written."""
-        refused = []
+        rejected = []
         async with conn.transaction():
             for record, message in items:
                 try:
                     async with conn.transaction():
                         await write_batch(conn, [message], self._refs_cap)
-                except Exception as exc:  # noqa: BLE001 - anything but an outage refuses this one message
-                    if unavailable(exc):
+                except Exception as exc:  # noqa: BLE001 - sorted just below: refused, or raised
+                    if not refused(exc):
                         raise
                     by = "rejected by PostgreSQL" if isinstance(exc, (asyncpg.PostgresError, ValueError)) else "not recorded"
-                    refused.append((record, f"{by}: {type(exc).__name__}: {exc}"))
-        return refused
+                    rejected.append((record, f"{by}: {type(exc).__name__}: {exc}"))
+        return rejected

@@ -12,39 +12,28 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, create_model
 
-from .incident import Incident, IncidentStatus
-from .organisation import Category, Severity
+from .incident import Incident
 
 
-class IncidentSummary(BaseModel):
-    incident_id: str
-    correlation_key: str
-    title: str
-    service: str
-    team: str
-    severity: Severity
-    category: Category
-    status: IncidentStatus
-    commander: str | None
-    restricted: bool
-    regulated: bool
-    detected_at: datetime
-    opened_at: datetime
-    acknowledged_at: datetime | None
+# Taken from Incident as they are: names and types (so the two cannot drift apart).
+COPIED = (
+    "incident_id", "correlation_key", "title", "service", "team", "severity", "category", "status", "commander",
+    "restricted", "regulated", "detected_at", "opened_at", "acknowledged_at", "resolved_at", "closed_at",
+    "reopen_count", "alert_count", "version", "updated_at",
+)
+
+
+class _Derived(BaseModel):
+    """Worked out from the incident: its first resolution, MTTR, and its postmortem's state."""
+
     first_resolved_at: datetime | None
-    resolved_at: datetime | None
-    closed_at: datetime | None
-    reopen_count: int
-    alert_count: int
     mttr_minutes: float | None
     postmortem_required: bool | None
     postmortem_status: Literal["draft", "completed"] | None
     postmortem_due_at: datetime | None
     postmortem_created_at: datetime | None
-    version: int
-    updated_at: datetime
 
     @classmethod
     def of(cls, incident: Incident) -> IncidentSummary:
@@ -52,7 +41,7 @@ class IncidentSummary(BaseModel):
         # A reopen clears nothing here: the first "resolved" milestone stays the first resolution.
         first_resolved = next((m.at for m in incident.milestones if m.change == "resolved"), None)
         return cls(
-            **{name: getattr(incident, name) for name in _COPIED},
+            **{name: getattr(incident, name) for name in COPIED},
             first_resolved_at=first_resolved,
             mttr_minutes=incident.mttr_minutes,
             postmortem_required=postmortem.required if postmortem else None,
@@ -62,6 +51,11 @@ class IncidentSummary(BaseModel):
         )
 
 
-# The fields that are the incident's own, unchanged.
-_COPIED = tuple(name for name in IncidentSummary.model_fields if name in Incident.model_fields)
+# Every field required: a row always has each column, null or not.
+IncidentSummary = create_model(
+    "IncidentSummary",
+    __base__=_Derived,
+    __doc__="The incident as one row (see the module's docstring).",
+    **{name: (Incident.model_fields[name].annotation, ...) for name in COPIED},
+)
 FIELDS: tuple[str, ...] = tuple(IncidentSummary.model_fields)

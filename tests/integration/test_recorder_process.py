@@ -147,3 +147,21 @@ def test_a_message_postgresql_refuses_is_dead_lettered_alone(platform, unique):
     assert letters[0]["source_topic"] == "incident.audit" and "rejected by PostgreSQL" in letters[0]["reason"]
     assert "v-poison" in letters[0]["payload"]
     assert recorded([incident_id]) == 10
+
+
+def test_a_failing_recorder_loop_takes_its_process_down_and_the_supervisor_restarts_it(platform, unique):
+    incident_id = synthetic_id()
+    before = platform.child_pid("recorder")
+    sql("ALTER TABLE audit_events RENAME TO audit_events_away")  # a broken deployment, not a bad row
+    try:
+        produce_all([alerts_attached(incident_id, f"rec-crash-{unique}", 1, [ref("host-1", 1)], alert_count=1)])
+        wait_until(lambda: platform.child_pid("recorder") not in (None, before), timeout=60,
+                   what="the recorder process to exit and be started again")
+    finally:
+        sql("ALTER TABLE audit_events_away RENAME TO audit_events")
+    platform.wait_ready("recorder")
+    wait_until(lambda: recorded([incident_id]) == 1, timeout=60, what="the event recorded once the table is back")
+    log = platform.log_path("recorder").read_text(errors="replace")
+    assert "recorder loop failed: UndefinedTableError" in log
+    letters = read_topic("dead-letter", lambda m: m.get("key") == incident_id, timeout=5)
+    assert letters == [], "a broken deployment is not blamed on the message"

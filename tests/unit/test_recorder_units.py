@@ -10,7 +10,7 @@ from asyncpg.exceptions import _base
 
 from shared.db.alert_refs import _Newest, refs_of
 from shared.db.incident_rows import UPSERT_INCIDENT
-from shared.db.unavailable import unavailable
+from shared.db.unavailable import refused, unavailable
 from shared.domain.alerts import AlertRef
 from shared.domain.incident import Incident, Milestone, minutes_to_resolve
 from shared.domain.incident_summary import FIELDS, IncidentSummary
@@ -74,18 +74,28 @@ def test_a_batch_keeps_the_newest_reference_per_fingerprint_whatever_the_order()
     asyncio.TimeoutError(),
 ])
 def test_a_database_that_is_away_is_waited_for(exc):
-    assert unavailable(exc)
+    assert unavailable(exc) and not refused(exc)
 
 
 @pytest.mark.parametrize("exc", [
     asyncpg.exceptions.UniqueViolationError("duplicate"),
+    asyncpg.exceptions.UntranslatableCharacterError("unsupported Unicode escape sequence"),
     asyncpg.exceptions.CharacterNotInRepertoireError("invalid byte sequence for encoding UTF8: 0x00"),
     asyncpg.exceptions.NumericValueOutOfRangeError("out of range"),
     _base.DataError("invalid input for query argument $3: 3000000000 (value out of int32 range)"),
     KeyError("message"),
 ])
 def test_a_refused_row_is_not_mistaken_for_an_outage(exc):
-    assert not unavailable(exc)
+    assert refused(exc) and not unavailable(exc)
+
+
+@pytest.mark.parametrize("exc", [
+    asyncpg.exceptions.UndefinedTableError('relation "audit_events" does not exist'),
+    asyncpg.exceptions.InsufficientPrivilegeError("permission denied for table incidents"),
+])
+def test_a_broken_deployment_is_neither_waited_for_nor_blamed_on_the_row(exc):
+    # The recorder stops (its supervisor restarts it) rather than dead-letter every message.
+    assert not refused(exc) and not unavailable(exc)
 
 
 def _incident(**changes) -> Incident:

@@ -14,11 +14,11 @@ from aiokafka.errors import CommitFailedError, IllegalStateError, RebalanceInPro
 from pydantic import ValidationError
 
 from shared import catalogue as cat
+from shared.db.records import RecordedEvent
 from shared.kafka.json_producer import JsonProducer
 from shared.kafka.liveness import STALLS
 from shared.kafka.probes import Probes
 from shared.kafka.streams import describe_error
-from shared.db.records import RecordedEvent
 from shared.messages import AuditEvent, CommandResult, CommunicationRecord, DeadLetter, Probe
 
 from .writer import BatchWriter

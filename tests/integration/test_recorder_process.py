@@ -96,7 +96,8 @@ def pg_ctl(action: str) -> None:
     if action == "stop":
         command += ["-m", "fast"]
     else:
-        command += ["-l", f"/tmp/incident-test-pg-restart-{os.environ.get('TEST_PORT_OFFSET', '0')}.log"]
+        # The server log stack.sh gave it (owned by the cluster's user; pg_ctl appends).
+        command += ["-l", str((REPO / ".local" / "test" / "logs" / "postgres.log").resolve())]
     if owner != pwd.getpwuid(os.geteuid()).pw_name:
         command = ["runuser", "-u", owner, "--", *command]
     subprocess.run(command, check=True, cwd="/", timeout=90)

@@ -106,7 +106,7 @@ class Supervisor:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("service", choices=["ingestion", "triage", "escalation", "notification", "metrics", "web"])
+    parser.add_argument("service", choices=["ingestion", "recorder", "triage", "escalation", "notification", "metrics", "web"])
     parser.add_argument("--child-pidfile", type=Path)
     args = parser.parse_args()
     sys.exit(Supervisor(args.service, args.child_pidfile).run())

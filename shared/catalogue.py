@@ -54,17 +54,17 @@ INCIDENT_COMMANDS = TopicSpec(
 )
 INCIDENT_AUDIT = TopicSpec(
     "incident.audit", "incident id", m.AuditEvent,
-    ("triage",), ("escalation", "notification", "metrics", "ingestion (recorder)"),
+    ("triage",), ("escalation", "notification", "metrics", "recorder"),
     "Every state change: incident.opened, incident.updated (with change), incident.closed.", public=True,
 )
 COMMAND_RESULTS = TopicSpec(
     "incident.command-results", "incident id", m.CommandResult,
-    ("triage",), ("ingestion (recorder)",),
+    ("triage",), ("recorder",),
     "Whether each command was applied or rejected (and why).",
 )
 COMMUNICATIONS = TopicSpec(
     "incident.communications", "incident id", m.CommunicationRecord,
-    ("notification",), ("ingestion (recorder)", "metrics"),
+    ("notification",), ("recorder", "metrics"),
     "The communication log: every notification sent, failed or dead-lettered.",
 )
 DEADLINE_CHECKS = TopicSpec(
@@ -89,13 +89,13 @@ HEARTBEAT_CHECKS = TopicSpec(
 )
 ONCALL_OVERRIDES = TopicSpec(
     "oncall.overrides", "override id", m.RotationOverride,
-    ("ingestion",), ("triage", "escalation", "ingestion (recorder)"),
+    ("ingestion",), ("triage", "escalation", "recorder"),
     "On-call overrides made at runtime (API, incidentctl); the latest version of each (deleted_at when removed).",
     partitions=1, compacted=True,
 )
 MAINTENANCE_WINDOWS = TopicSpec(
     "maintenance.windows", "window id", m.MaintenanceWindow,
-    ("ingestion",), ("escalation", "notification", "ingestion (recorder)"),
+    ("ingestion",), ("escalation", "notification", "recorder"),
     "Maintenance windows; the latest version of each (deleted_at when ended early).",
     partitions=1, compacted=True,
 )
@@ -106,7 +106,7 @@ NOTIFICATIONS_DEAD_LETTER = TopicSpec(
 )
 DEAD_LETTER = TopicSpec(
     "dead-letter", "source key", m.DeadLetter,
-    ("triage", "escalation", "notification", "metrics", "ingestion (recorder)"), ("metrics", "operators"),
+    ("triage", "escalation", "notification", "metrics", "recorder"), ("metrics", "operators"),
     "Poison messages: what could not be processed, where it came from and why.", public=True,
 )
 HEALTH_PROBES = TopicSpec(

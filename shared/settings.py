@@ -18,6 +18,12 @@ class Settings(BaseSettings):
     incident_config: Path = DEFAULT_CONFIG
     ingestion_host: str = "127.0.0.1"
     ingestion_port: int = Field(default=8080, ge=1, le=65535)
+    # The recorder's own HTTP endpoint: /healthz, /readyz (a probe through its consumer), /metrics.
+    recorder_host: str = "127.0.0.1"
+    recorder_port: int = Field(default=8091, ge=1, le=65535)
+    # Alert references (distinct fingerprints) stored per incident; beyond this the incident's
+    # alert_count still counts every alert and the record says the list is truncated.
+    alert_refs_per_incident: int = Field(default=10_000, ge=1, le=1_000_000)
     metrics_host: str = "127.0.0.1"
     metrics_port: int = Field(default=9108, ge=1, le=65535)
     # Faust web ports: triage, escalation, notification, metrics take base+0..3.

@@ -238,7 +238,7 @@ def main() -> None:
     (state / "run").mkdir(parents=True, exist_ok=True)
     logs.mkdir(parents=True, exist_ok=True)
     platform = Platform(env=env, logs=logs)
-    for name in ("ingestion", "triage", "escalation", "notification", "metrics"):
+    for name in ("ingestion", "recorder", "triage", "escalation", "notification", "metrics"):
         platform.start(name)
     try:
         platform.wait_ready()

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # make bench: start a broker and database of their own (the test profile shifted by
 # BENCH_PORT_OFFSET, default 40, so neither make up nor make test is touched), run
-# the five services, measure, print a table, write .local/bench/results.json, stop.
+# the five services and the recorder, measure, print a table, write .local/bench/results.json, stop.
 set -Eeuo pipefail
 REPO_ROOT=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/../.." && pwd -P)
 cd "$REPO_ROOT"

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# make run: the whole local stack and the six services (with the web console) in the foreground.
+# make run: the whole local stack and the seven services (with the recorder and the web console) in the foreground.
 # Ctrl-C stops everything this started (services, then broker and database).
 set -Eeuo pipefail
 REPO_ROOT=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/../.." && pwd -P)
@@ -24,7 +24,7 @@ bash deploy/scripts/services.sh start
 echo
 echo "Running in the foreground; Ctrl-C stops everything. Service logs follow."
 echo
-tail -n 0 -F .local/logs/ingestion.log .local/logs/triage.log .local/logs/escalation.log \
+tail -n 0 -F .local/logs/ingestion.log .local/logs/recorder.log .local/logs/triage.log .local/logs/escalation.log \
   .local/logs/notification.log .local/logs/metrics.log .local/logs/web.log &
 tail_pid=$!
 wait "$tail_pid"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # make screenshots: a broker and database of their own (the test profile shifted by
 # SCREENSHOTS_PORT_OFFSET, default 30, so neither make up nor make test is touched), the
-# six services with the example organisation, a few incidents, then PNGs of the web
+# seven services (the recorder among them) with the example organisation, a few incidents, then PNGs of the web
 # console at desktop and phone widths in .local/screenshots/. Stops what it started.
 set -Eeuo pipefail
 REPO_ROOT=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/../.." && pwd -P)

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The six services (five and the web console) as background processes (make up /
+# The seven services (five, the recorder and the web console) as background processes (make up /
 # make down) or in the foreground (make run), each under services/supervisor.py,
 # which restarts it when it crashes or its liveness watchdog finds it stalled.
 # Stops exactly what it started, by PID.
@@ -11,7 +11,7 @@ set -Eeuo pipefail
 REPO_ROOT=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/../.." && pwd -P)
 STATE_DIR=$REPO_ROOT/.local
 PY=$STATE_DIR/venv/bin/python
-SERVICES=(ingestion triage escalation notification metrics web)
+SERVICES=(ingestion recorder triage escalation notification metrics web)
 READY_TIMEOUT=${READY_TIMEOUT:-120}
 
 COMMAND=${1:-}
@@ -44,6 +44,7 @@ load_env() {
   . "$STATE_DIR/stack.env"
   export DATA_DIR=${DATA_DIR:-$STATE_DIR/data}
   export INGESTION_PORT=${INGESTION_PORT:-8080} METRICS_PORT=${METRICS_PORT:-9108} WEB_PORT=${WEB_PORT:-8090}
+  export RECORDER_PORT=${RECORDER_PORT:-8091}
 }
 
 readyz_url() {
@@ -51,6 +52,7 @@ readyz_url() {
   local base=${FAUST_WEB_PORT_BASE:-6066}
   case $1 in
     ingestion) echo "http://127.0.0.1:$INGESTION_PORT/readyz" ;;
+    recorder) echo "http://127.0.0.1:$RECORDER_PORT/readyz" ;;
     triage) echo "http://127.0.0.1:$base/readyz" ;;
     escalation) echo "http://127.0.0.1:$((base + 1))/readyz" ;;
     notification) echo "http://127.0.0.1:$((base + 2))/readyz" ;;
@@ -164,6 +166,7 @@ print_urls() {
   cat <<EOT
   web console       http://127.0.0.1:$WEB_PORT   (sign in with a token from the credentials file)
   API (ingestion)   http://127.0.0.1:$INGESTION_PORT   (OpenAPI: /openapi.json, health: /healthz, /readyz)
+  recorder          http://127.0.0.1:$RECORDER_PORT   (/readyz, /metrics: the PostgreSQL writer's own)
   metrics           http://127.0.0.1:$METRICS_PORT/metrics
   Kafka             $KAFKA_BOOTSTRAP
   PostgreSQL        $DATABASE_URL

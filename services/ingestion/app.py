@@ -1,4 +1,4 @@
-"""Ingestion: the HTTP edge (FastAPI) with an aiokafka producer and the PostgreSQL recorder."""
+"""Ingestion: the HTTP edge (FastAPI) with an aiokafka producer; reads from PostgreSQL, which the recorder writes."""
 from __future__ import annotations
 
 import asyncio
@@ -10,7 +10,6 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field
 
-from shared import catalogue as cat
 from shared.auth import Permission, Role, allowed
 from shared.db.migrate import migrate
 from shared.db.pool import create_pool
@@ -18,13 +17,13 @@ from shared.db.tokens import create_token
 from shared.domain.organisation import Organisation
 from shared.kafka.json_producer import JsonProducer
 from shared.kafka.liveness import STALLS, Watchdog
-from shared.kafka.probes import Probes
 from shared.settings import Settings
 
 from . import (
     errors, feeds_api, heartbeats_api, incidents, intake, maintenance_api, oncall_api, openapi, opsgenie_api,
 )
-from .recorder import Recorder
+from .readiness import probe_through_producer
+from .recorded import RecordedListener
 from .runtime import Runtime
 from .security import needs, require
 
@@ -44,17 +43,16 @@ def create_app(settings: Settings, org: Organisation) -> FastAPI:
             await migrate(conn)
         producer = JsonProducer(settings.kafka_bootstrap, client_id=f"{settings.app_prefix}-ingestion")
         await producer.start()
-        recorder = Recorder(settings.kafka_bootstrap, f"{settings.app_prefix}-recorder", pool, producer,
-                            Probes("ingestion"))
-        await recorder.start()
-        app.state.runtime = Runtime(settings=settings, org=org, pool=pool, producer=producer, recorder=recorder)
+        recorded = RecordedListener(settings.database_url)
+        await recorded.start()
+        app.state.runtime = Runtime(settings=settings, org=org, pool=pool, producer=producer, recorded=recorded)
         watchdog = asyncio.create_task(Watchdog(settings.kafka_bootstrap, settings.liveness_seconds, "ingestion").run())
         log.info("ingestion listening on http://%s:%s", settings.ingestion_host, settings.ingestion_port)
         try:
             yield
         finally:
             watchdog.cancel()
-            await recorder.stop()
+            await recorded.stop()
             await producer.stop()
             await pool.close()
 
@@ -80,8 +78,10 @@ def create_app(settings: Settings, org: Organisation) -> FastAPI:
         return {"status": "ok"}
 
     @app.get("/readyz", tags=["health"],
-             summary="Kafka and PostgreSQL reachable, and a probe went through the producer and the recorder")
+             summary="Kafka reachable and a probe accepted by the broker through this process's producer")
     async def readyz(request: Request):
+        # Intake needs the broker only: PostgreSQL (reads, commands) is reported, not required,
+        # and the recorder answers for itself on its own /readyz.
         rt: Runtime = request.app.state.runtime
         kafka = await rt.producer.connected()
         try:
@@ -90,17 +90,13 @@ def create_app(settings: Settings, org: Organisation) -> FastAPI:
             database = True
         except Exception:  # noqa: BLE001 - readiness reports, never raises
             database = False
-        body: dict = {"kafka": kafka, "database": database, "recorder": rt.recorder.healthy}
+        body: dict = {"kafka": kafka, "database": database}
         stalled = STALLS.oldest()
         if stalled is not None and stalled[1] > settings.liveness_seconds:
             body["reason"] = f"unhealthy: {stalled[0]} running for {stalled[1]:.0f}s"
-        elif kafka and rt.recorder.healthy:
-            async def send(probe, partition):
-                await rt.producer.send(cat.HEALTH_PROBES.name, "ingestion", probe, partition=partition)
-
-            probe = await rt.recorder.probes.round_trip(rt.recorder.probe_partitions(), send)
-            body["probe"] = probe
-        ready = all(body[k] for k in ("kafka", "database", "recorder")) and body.get("probe", {}).get("ready", False)
+        elif kafka:
+            body["probe"] = await probe_through_producer(rt.producer)
+        ready = kafka and body.get("probe", {}).get("ready", False)
         return JSONResponse({"status": "ready" if ready else "not ready", **body}, status_code=200 if ready else 503)
 
     @app.get("/metrics", tags=["health"], summary="This process's own Prometheus metrics", include_in_schema=False)

@@ -1,4 +1,8 @@
-"""People's requests become commands on incident.commands; the answer waits until applied."""
+"""People's requests become commands on incident.commands; the answer waits until applied.
+
+The recorder (its own process) writes triage's verdict and the new incident version to
+PostgreSQL and notifies; the wait is ``RecordedListener.wait_for`` (recorded.py).
+"""
 from __future__ import annotations
 
 import asyncio
@@ -13,13 +17,12 @@ from shared.kafka.json_producer import JsonProducer
 from shared.messages import CommandEnvelope
 
 from .errors import ApiError
-
-_POLL_SECONDS = 0.02
-
+from .recorded import RecordedListener
 
 async def execute(
     pool: asyncpg.Pool,
     producer: JsonProducer,
+    recorded: RecordedListener,
     incident_id: str,
     command,
     actor: str,
@@ -34,26 +37,26 @@ async def execute(
         command=command,
     )
     await producer.send(cat.INCIDENT_COMMANDS.name, incident_id, envelope)
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
+    deadline = asyncio.get_running_loop().time() + timeout
     async with pool.acquire() as conn:
-        while True:
-            result = await queries.command_result(conn, envelope.command_id)
-            if result is not None:
-                break
-            if loop.time() > deadline:
-                raise ApiError(503, "the command was accepted but not yet applied; retry the read shortly",
-                               {"command_id": envelope.command_id})
-            await asyncio.sleep(_POLL_SECONDS)
+        async def verdict():
+            return await queries.command_result(conn, envelope.command_id)
+
+        result = await recorded.wait_for(incident_id, verdict, deadline)
+        if result is None:
+            raise ApiError(503, "the command was accepted but not yet applied; retry the read shortly",
+                           {"command_id": envelope.command_id})
         if result["outcome"] == "rejected":
             raise ApiError(409, result["reason"], {"incident_id": incident_id, "command": command.kind})
         if result["outcome"] == "not_found":
             raise ApiError(404, result["reason"] or "no such incident", {"incident_id": incident_id})
         version = result["version"] or 0
+
         # Read-your-writes: the events are applied; wait until the recorder has them too.
-        while (await queries.incident_version(conn, incident_id) or 0) < version:
-            if loop.time() > deadline:
-                raise ApiError(503, "applied, but the record is not written yet; retry the read shortly",
-                               {"command_id": envelope.command_id})
-            await asyncio.sleep(_POLL_SECONDS)
+        async def written():
+            return True if (await queries.incident_version(conn, incident_id) or 0) >= version else None
+
+        if await recorded.wait_for(incident_id, written, deadline) is None:
+            raise ApiError(503, "applied, but the record is not written yet; retry the read shortly",
+                           {"command_id": envelope.command_id})
         return version

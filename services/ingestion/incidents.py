@@ -62,7 +62,8 @@ async def _command(request: Request, incident_id: str, command, permission: Perm
     principal = await require(request, permission)
     rt = _rt(request)
     await _visible_row(rt, principal, incident_id)
-    await execute(rt.pool, rt.producer, incident_id, command, actor_name(principal), rt.settings.command_timeout_seconds)
+    await execute(rt.pool, rt.producer, rt.recorded, incident_id, command, actor_name(principal),
+                  rt.settings.command_timeout_seconds)
     return await _view(rt, incident_id)
 
 
@@ -85,7 +86,8 @@ async def declare(request: Request, body: Declare) -> dict[str, Any]:
         commander=body.commander,
         labels=body.labels,
     )
-    await execute(rt.pool, rt.producer, incident_id, command, actor_name(principal), rt.settings.command_timeout_seconds)
+    await execute(rt.pool, rt.producer, rt.recorded, incident_id, command, actor_name(principal),
+                  rt.settings.command_timeout_seconds)
     return await _view(rt, incident_id)
 
 

@@ -16,7 +16,7 @@ from shared.domain.organisation import Organisation
 
 from .errors import ApiError, field_errors
 from .oncall_api import RfcTime, refuse
-from .recorded import delete, publish_and_wait
+from .oncall_writes import delete, publish_and_wait
 from .runtime import Runtime
 from .security import actor_name, needs, require
 

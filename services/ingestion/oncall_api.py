@@ -15,7 +15,7 @@ from shared.domain.oncall import OnCallNow, RotationOverride, oncall_table, with
 from shared.domain.organisation import Organisation
 
 from .errors import ApiError
-from .recorded import delete, publish_and_wait
+from .oncall_writes import delete, publish_and_wait
 from .runtime import Runtime
 from .security import actor_name, needs, require
 

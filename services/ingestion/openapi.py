@@ -14,6 +14,7 @@ from typing import Any, Callable
 from fastapi import FastAPI
 from pydantic import BaseModel
 
+from shared.domain.incident_summary import IncidentSummary
 from shared.messages import NativeAlert
 
 from .formats.alertmanager import AlertmanagerPayload
@@ -47,32 +48,61 @@ def _nullable(kind: str) -> dict:
     return {"type": [kind, "null"]}
 
 
-_INCIDENT_CORE = {
-    "incident_id": {"type": "string"},
-    "title": {"type": "string"},
-    "service": {"type": "string"},
-    "team": _nullable("string"),
-    "severity": {"type": "string", "enum": ["SEV1", "SEV2", "SEV3", "SEV4"]},
-    "status": {"type": "string", "enum": ["triggered", "acknowledged", "mitigating", "resolved", "closed"]},
-    "commander": _nullable("string"),
-    "mttr_minutes": _nullable("number"),
-    "version": {"type": "integer", "minimum": 0},
-}
-_REQUIRED = ["incident_id", "title", "service", "severity", "status", "version"]
 _LIST = {"type": "array", "items": {"type": "object"}}
 
-SCHEMAS: dict[str, dict] = {
-    "IncidentSummary": {
-        "type": "object",
-        "required": _REQUIRED,
-        "properties": {
-            **_INCIDENT_CORE,
-            "status_since": {**_nullable("string"), "description": "when it entered its current status"},
-            "mttr_target_minutes": _nullable("number"),
-            "postmortem": {"type": ["object", "null"],
-                           "description": "status, due_at, owner and the action items still open"},
-        },
+# Beside the projection's fields (shared/domain/incident_summary.py), what a list entry adds.
+_SUMMARY_EXTRAS = {
+    "status_since": {**_nullable("string"), "description": "when it entered its current status"},
+    "mttr_target_minutes": _nullable("number"),
+    "escalation_failed": {"type": "boolean"},
+    "postmortem": {"type": ["object", "null"], "description": "status, due_at, owner and the action items still open"},
+}
+_ALERT_REF = {
+    "type": "object",
+    "required": ["fingerprint", "name", "summary", "status", "count", "first_seen", "last_seen", "source", "labels"],
+    "properties": {
+        "fingerprint": {"type": "string"}, "dedup_key": _nullable("string"), "name": {"type": "string"},
+        "summary": {"type": "string"}, "status": {"type": "string", "enum": ["firing", "resolved"]},
+        "count": {"type": "integer", "minimum": 1}, "first_seen": {"type": "string"}, "last_seen": {"type": "string"},
+        "source": {"type": "string"}, "labels": {"type": "object", "additionalProperties": {"type": "string"}},
     },
+}
+# Beside the projection's fields and the record, what the full incident adds.
+_INCIDENT_EXTRAS = {
+    "timeline": _LIST,
+    "communication_log": _LIST,
+    "evidence": _LIST,
+    "alerts": {"type": "array", "items": {"$ref": _REF.format(model="AlertReference")},
+               "description": "the most recently seen alert references (at most 500)"},
+    "alerts_stored": {"type": "integer", "minimum": 0, "description": "alert references stored for the incident"},
+    "alerts_truncated": {"type": "boolean",
+                         "description": "true when the per-incident cap left references out (alert_count stays exact)"},
+    "alerts_shown": {"type": "integer", "minimum": 0},
+    "distinct_alerts": {"type": "integer", "minimum": 0},
+    "postmortem": {"type": ["object", "null"]},
+}
+
+
+def incident_schemas(components: dict) -> dict[str, dict]:
+    """IncidentSummary and Incident, derived from the one projection of the incident."""
+    projection = IncidentSummary.model_json_schema(ref_template=_REF)
+    components.update(projection.pop("$defs", {}))
+    fields, required = projection["properties"], projection["required"]
+    return {
+        "IncidentSummary": {"type": "object", "required": [*required, *_SUMMARY_EXTRAS],
+                            "properties": {**fields, **_SUMMARY_EXTRAS}},
+        "AlertReference": _ALERT_REF,
+        "Incident": {
+            "type": "object",
+            "description": "The record with its timeline, communication log, evidence, alerts and postmortem.",
+            "required": [*required, "timeline", "communication_log", "evidence", "alerts", "alerts_stored",
+                         "alerts_truncated"],
+            "properties": {**fields, **_INCIDENT_EXTRAS},
+        },
+    }
+
+
+SCHEMAS: dict[str, dict] = {
     "IncidentList": {
         "type": "object",
         "required": ["incidents", "count", "total", "offset"],
@@ -92,19 +122,6 @@ SCHEMAS: dict[str, dict] = {
             "permissions": {"type": "array", "items": {"type": "string"}},
         },
     },
-    "Incident": {
-        "type": "object",
-        "description": "The record with its timeline, communication log, evidence and postmortem.",
-        "required": [*_REQUIRED, "timeline", "communication_log", "evidence"],
-        "properties": {
-            **_INCIDENT_CORE,
-            "timeline": _LIST,
-            "communication_log": _LIST,
-            "evidence": _LIST,
-            "alerts": _LIST,
-            "postmortem": {"type": ["object", "null"]},
-        },
-    },
     "Postmortem": {
         "type": "object",
         "required": ["status", "action_items"],
@@ -119,18 +136,18 @@ SCHEMAS: dict[str, dict] = {
             "audit_events": _LIST,
             "communication_log": _LIST,
             "evidence": _LIST,
-            "alerts": _LIST,
+            "alerts": {"type": "array", "items": {"$ref": _REF.format(model="AlertReference")}},
             "postmortem": {"type": ["object", "null"]},
         },
     },
     "Readiness": {
         "type": "object",
-        "required": ["status", "kafka", "database", "recorder"],
+        "required": ["status", "kafka", "database"],
         "properties": {
             "status": {"type": "string", "enum": ["ready", "not ready"]},
             "kafka": {"type": "boolean"},
-            "database": {"type": "boolean"},
-            "recorder": {"type": "boolean"},
+            "database": {"type": "boolean", "description": "reported; intake does not need it"},
+            "probe": {"type": "object", "description": "a probe sent with acks=all through this process's producer"},
         },
     },
 }
@@ -289,6 +306,7 @@ def _adjust(schema: dict) -> dict:
                    OpsgenieRefused)
     models["PagerDutyEvent"] = _pagerduty_event(models["PagerDutyEvent"])
     models.update(SCHEMAS)
+    models.update(incident_schemas(models))
     for unused in ("HTTPValidationError", "ValidationError"):
         models.pop(unused, None)
     components["securitySchemes"] = {

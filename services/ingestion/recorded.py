@@ -1,50 +1,98 @@
-"""Changes people make to on-call data: on their compacted topic first, then read back once recorded.
+"""Waiting for the recorder, which runs in its own process: PostgreSQL LISTEN on its NOTIFY.
 
-The topic is the record the services act on; PostgreSQL is what the API reads. An answer
-waits until the recorder has written this version (read-your-writes, as for commands).
+The recorder notifies ``incident_recorded`` with an incident id when a batch touching
+that incident commits. A waiter registers before it first checks the database, so a
+notification that arrives between the check and the wait is not missed; and it checks
+again at least every ``RECHECK_SECONDS`` anyway, so a dropped listening connection (a
+PostgreSQL restart) makes answers slower, never wrong. The listening connection is
+re-opened in the background.
 """
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timezone
-from typing import Any
+import logging
+from contextlib import suppress
+from typing import Awaitable, Callable, TypeVar
 
-from aiokafka.errors import KafkaError
-from pydantic import BaseModel
+import asyncpg
 
-from shared.db import oncall as store
+from shared.db.records import RECORDED_CHANNEL
 
-from .errors import ApiError
-from .runtime import Runtime
+log = logging.getLogger("ingestion.recorded")
 
-_POLL_SECONDS = 0.02
-
-
-async def publish_and_wait(rt: Runtime, topic: str, kind: store.Kind, item: BaseModel) -> None:
-    key = getattr(item, kind.key)
-    try:
-        await rt.producer.send(topic, key, item)
-    except KafkaError:
-        raise ApiError(503, "not stored: the broker did not acknowledge it; retry", {"id": key}) from None
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + rt.settings.command_timeout_seconds
-    async with rt.pool.acquire() as conn:
-        while (await store.version(conn, kind, key) or 0) < item.version:
-            if loop.time() > deadline:
-                raise ApiError(503, "stored on the broker and in effect, but not recorded yet; read it again shortly",
-                               {"id": key})
-            await asyncio.sleep(_POLL_SECONDS)
+RECHECK_SECONDS = 0.5
+T = TypeVar("T")
 
 
-async def delete(rt: Runtime, topic: str, kind: store.Kind, key: str, actor: str, what: str) -> dict[str, Any]:
-    """Mark one deleted (a new version: who and when), unless it is unknown (404) or deleted already (409)."""
-    async with rt.pool.acquire() as conn:
-        current = await store.item(conn, kind, key)
-    if current is None:
-        raise ApiError(404, f"no {what} {key}", {kind.key: key})
-    if current.deleted_at is not None:
-        raise ApiError(409, f"{what} {key} was already deleted", {kind.key: key})
-    deleted = current.model_copy(update={"deleted_by": actor, "deleted_at": datetime.now(timezone.utc),
-                                         "version": current.version + 1})
-    await publish_and_wait(rt, topic, kind, deleted)
-    return deleted.model_dump(mode="json")
+class RecordedListener:
+    def __init__(self, database_url: str) -> None:
+        self._url = database_url
+        self._waiters: dict[str, set[asyncio.Event]] = {}
+        self._task: asyncio.Task | None = None
+        self.listening = asyncio.Event()
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._listen_forever(), name="recorded listener")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with suppress(asyncio.CancelledError):
+                await self._task
+
+    def _notified(self, _conn, _pid, _channel, incident_id: str) -> None:
+        for event in self._waiters.get(incident_id, ()):
+            event.set()
+
+    async def _listen_forever(self) -> None:
+        told = False  # an outage is logged once, not once a second
+        while True:
+            try:
+                conn = await asyncpg.connect(self._url, timeout=10)
+            except Exception as exc:  # noqa: BLE001 - retried: the database may be restarting
+                if not told:
+                    log.warning("cannot listen for recorded incidents (%s); commands poll until it can", exc)
+                    told = True
+                await asyncio.sleep(1.0)  # reconnection back-off
+                continue
+            if told:
+                log.info("listening for recorded incidents again")
+                told = False
+            closed = asyncio.Event()
+            conn.add_termination_listener(lambda _c: closed.set())
+            try:
+                await conn.add_listener(RECORDED_CHANNEL, self._notified)
+                self.listening.set()
+                await closed.wait()
+                log.warning("the listening connection closed; re-opening it")
+            except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+                log.warning("listening for recorded incidents failed (%s); retrying", exc)
+            finally:
+                self.listening.clear()
+                with suppress(Exception):
+                    await conn.close(timeout=2)
+            await asyncio.sleep(0.2)  # a short pause before reconnecting
+
+    async def wait_for(self, incident_id: str, check: Callable[[], Awaitable[T | None]], deadline: float) -> T | None:
+        """``check()`` until it returns something (re-checked on each notification for the
+        incident, and every RECHECK_SECONDS); None when the loop's clock passes ``deadline``."""
+        loop = asyncio.get_running_loop()
+        event = asyncio.Event()
+        self._waiters.setdefault(incident_id, set()).add(event)
+        try:
+            while True:
+                event.clear()
+                found = await check()
+                if found is not None:
+                    return found
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    return None
+                with suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(event.wait(), min(RECHECK_SECONDS, remaining))
+        finally:
+            waiters = self._waiters.get(incident_id)
+            if waiters is not None:
+                waiters.discard(event)
+                if not waiters:
+                    del self._waiters[incident_id]

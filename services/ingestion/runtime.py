@@ -11,7 +11,7 @@ from shared.domain.ratelimit import TokenBucket
 from shared.kafka.json_producer import JsonProducer
 from shared.settings import Settings
 
-from .recorder import Recorder
+from .recorded import RecordedListener
 from .security import TokenCache
 
 
@@ -21,7 +21,7 @@ class Runtime:
     org: Organisation
     pool: asyncpg.Pool
     producer: JsonProducer
-    recorder: Recorder
+    recorded: RecordedListener
     tokens: TokenCache = field(default_factory=lambda: TokenCache(entries={}))
     buckets: dict[str, TokenBucket] = field(default_factory=dict)
 

@@ -6,7 +6,10 @@ from typing import Any
 import asyncpg
 import yaml
 
-from shared.db import queries
+from shared.db import alert_refs, queries
+from shared.db.incident_rows import summary_of_row
+
+RECENT_ALERTS = 50  # the first of ``alerts``, kept under the name earlier clients read
 
 
 # The status each milestone leaves an incident in (a mitigation while mitigating changes nothing).
@@ -44,32 +47,32 @@ def _postmortem_summary(record: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def summary(row: asyncpg.Record) -> dict[str, Any]:
+    """The projection's fields (shared/domain/incident_summary.py), and what is worked out from the record."""
     record = row["record"]
     return {
-        "incident_id": row["incident_id"],
-        "title": row["title"],
-        "severity": row["severity"],
-        "service": row["service"],
-        "team": row["team"],
-        "status": row["status"],
-        "category": row["category"],
-        "commander": row["commander"],
-        "restricted": row["restricted"],
-        "regulated": row["regulated"],
-        "alert_count": row["alert_count"],
-        "reopen_count": row["reopen_count"],
-        "detected_at": row["detected_at"].isoformat(),
-        "opened_at": row["opened_at"].isoformat(),
-        "acknowledged_at": row["acknowledged_at"].isoformat() if row["acknowledged_at"] else None,
-        "resolved_at": row["resolved_at"].isoformat() if row["resolved_at"] else None,
-        "closed_at": row["closed_at"].isoformat() if row["closed_at"] else None,
+        **summary_of_row(row),
         "status_since": status_since(record),
-        "mttr_minutes": row["mttr_minutes"],
         "mttr_target_minutes": record.get("mttr_target_minutes"),
         "escalation_failed": record.get("escalation_failed", False),
         "postmortem": _postmortem_summary(record),
         "maintenance": record.get("maintenance"),
-        "version": row["version"],
+    }
+
+
+async def _alerts(conn: asyncpg.Connection, row: asyncpg.Record) -> dict[str, Any]:
+    """The incident's alert references from incident_alerts (the most recently seen first, capped),
+    how many are stored, and whether the per-incident cap left some out."""
+    incident_id = row["incident_id"]
+    shown = await alert_refs.references(conn, incident_id)
+    stats = await alert_refs.reference_stats(conn, incident_id)
+    distinct = row["record"].get("distinct_alerts")
+    return {
+        "alerts": shown,
+        "recent_alerts": shown[:RECENT_ALERTS],
+        **stats,
+        "alerts_shown": len(shown),
+        # The snapshot counts distinct fingerprints when triage says (the new format); else what is stored.
+        "distinct_alerts": distinct if distinct is not None else stats["alerts_stored"],
     }
 
 
@@ -78,39 +81,31 @@ async def full(conn: asyncpg.Connection, row: asyncpg.Record) -> dict[str, Any]:
     record = dict(row["record"])
     since = status_since(record)
     record.pop("milestones", None)
-    record.pop("alerts", None)  # records written before references moved beside the incident
+    record.pop("alerts", None)  # a record written before references had their own table
     return {
+        # The projection's fields first (the columns' values), then the record as triage wrote it.
+        **summary_of_row(row),
         **record,
         "status_since": since,
         "mttr_minutes": row["mttr_minutes"],
-        "alerts": await queries.alert_refs(conn, incident_id),
-        "recent_alerts": await queries.alerts(conn, incident_id, limit=50),
+        **await _alerts(conn, row),
         "timeline": await queries.timeline(conn, incident_id),
         "communication_log": await queries.communication_log(conn, incident_id),
         "evidence": await queries.evidence(conn, incident_id),
     }
 
 
+# The YAML record's shape (its order is what users read), every one a field of the projection.
+YAML_FIELDS = ("incident_id", "severity", "service", "status", "mttr_minutes", "title", "team", "category",
+               "commander", "detected_at", "opened_at", "resolved_at", "closed_at", "reopen_count", "alert_count")
+
+
 def yaml_record(row: asyncpg.Record) -> str:
     """The incident record in the shape of the mission: incident_id, severity, service, status, mttr_minutes..."""
-    record = row["record"]
-    postmortem = record.get("postmortem") or {}
+    fields = summary_of_row(row)
+    postmortem = row["record"].get("postmortem") or {}
     doc = {
-        "incident_id": row["incident_id"],
-        "severity": row["severity"],
-        "service": row["service"],
-        "status": row["status"],
-        "mttr_minutes": row["mttr_minutes"],
-        "title": row["title"],
-        "team": row["team"],
-        "category": row["category"],
-        "commander": row["commander"],
-        "detected_at": row["detected_at"].isoformat(),
-        "opened_at": row["opened_at"].isoformat(),
-        "resolved_at": row["resolved_at"].isoformat() if row["resolved_at"] else None,
-        "closed_at": row["closed_at"].isoformat() if row["closed_at"] else None,
-        "reopen_count": row["reopen_count"],
-        "alert_count": row["alert_count"],
+        **{name: fields[name] for name in YAML_FIELDS},
         "postmortem": postmortem.get("status"),
         "action_items": len(postmortem.get("action_items", [])),
     }
@@ -127,6 +122,6 @@ async def export_bundle(conn: asyncpg.Connection, row: asyncpg.Record) -> dict[s
         "audit_events": await queries.audit_events(conn, incident_id),
         "communication_log": await queries.communication_log(conn, incident_id),
         "evidence": await queries.evidence(conn, incident_id),
-        "alerts": await queries.alerts(conn, incident_id, limit=100_000),
+        "alerts": await alert_refs.references(conn, incident_id, limit=None),
         "postmortem": record.get("postmortem"),
     }

@@ -1,4 +1,4 @@
-"""What the API reads: incident records with their timeline, log, evidence and alerts."""
+"""What the API reads: incident records with their timeline, log and evidence (alerts: alert_refs.py)."""
 from __future__ import annotations
 
 from typing import Any
@@ -64,28 +64,6 @@ async def evidence(conn: asyncpg.Connection, incident_id: str) -> list[dict[str,
         incident_id,
     )
     return [{**dict(r), "added_at": _iso(r["added_at"])} for r in rows]
-
-
-async def alerts(conn: asyncpg.Connection, incident_id: str, limit: int = 500) -> list[dict[str, Any]]:
-    rows = await conn.fetch(
-        "SELECT alert_id, fingerprint, status, summary, source, received_at FROM incident_alerts "
-        "WHERE incident_id = $1 ORDER BY received_at DESC, alert_id LIMIT $2",
-        incident_id,
-        limit,
-    )
-    return [{**dict(r), "received_at": _iso(r["received_at"])} for r in rows]
-
-
-async def alert_refs(conn: asyncpg.Connection, incident_id: str, limit: int = 500) -> list[dict[str, Any]]:
-    """Each fingerprint's reference as the latest audit event that touched it left it."""
-    rows = await conn.fetch(
-        "SELECT ref FROM (SELECT DISTINCT ON (ref->>'fingerprint') ref, version FROM audit_events,"
-        " jsonb_array_elements(COALESCE(data->'refs', '[]'::jsonb)) AS ref WHERE incident_id = $1"
-        " ORDER BY ref->>'fingerprint', version DESC) latest ORDER BY ref->>'last_seen' DESC LIMIT $2",
-        incident_id,
-        limit,
-    )
-    return [dict(r["ref"]) for r in rows]
 
 
 # How a list may be ordered: newest opened first; open incidents' severity (SEV1
@@ -166,7 +144,7 @@ async def list_incidents(
 async def incident_for_fingerprint(conn: asyncpg.Connection, fingerprint: str) -> str | None:
     """The incident an alert key was last recorded on (Opsgenie notes name only the alert)."""
     return await conn.fetchval(
-        "SELECT incident_id FROM incident_alerts WHERE fingerprint = $1 ORDER BY received_at DESC LIMIT 1",
+        "SELECT incident_id FROM incident_alerts WHERE fingerprint = $1 ORDER BY last_seen DESC LIMIT 1",
         fingerprint,
     )
 
@@ -175,7 +153,7 @@ async def recorded_alert(conn: asyncpg.Connection, alert_ids: list[str]) -> asyn
     """The first of these alert ids recorded on an incident, with when triage applied it."""
     return await conn.fetchrow(
         "SELECT a.alert_id, a.incident_id, a.fingerprint, a.status, e.occurred_at AS processed_at"
-        " FROM incident_alerts a JOIN audit_events e ON e.event_id = a.event_id"
+        " FROM incident_alert_receipts a JOIN audit_events e ON e.event_id = a.event_id"
         " WHERE a.alert_id = ANY($1::text[]) ORDER BY e.occurred_at LIMIT 1",
         alert_ids,
     )

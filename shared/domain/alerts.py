@@ -109,6 +109,7 @@ class AlertRef(BaseModel):
     first_seen: datetime
     last_seen: datetime
     source: str
+    # The alert's own labels (which host, which instance): what a responder looks at.
     labels: dict[str, str] = {}
 
 

@@ -11,6 +11,12 @@ from .alerts import Link
 from .organisation import Category, Severity, Target
 
 
+def minutes_to_resolve(detected_at: datetime, resolved_at: datetime) -> float:
+    """Time to resolve, detection to resolution, in minutes: the one definition of MTTR's span
+    (Incident.mttr_minutes for one incident, shared.domain.metrics for the mean)."""
+    return (resolved_at - detected_at).total_seconds() / 60.0
+
+
 class IncidentStatus(str, Enum):
     TRIGGERED = "triggered"
     ACKNOWLEDGED = "acknowledged"
@@ -151,4 +157,4 @@ class Incident(BaseModel):
         """Minutes from detection to the latest resolution (None while unresolved)."""
         if self.resolved_at is None or self.status.is_open:
             return None
-        return round((self.resolved_at - self.detected_at).total_seconds() / 60.0, 2)
+        return round(minutes_to_resolve(self.detected_at, self.resolved_at), 2)

@@ -16,7 +16,7 @@ from typing import Iterable
 
 from pydantic import BaseModel
 
-from .incident import Incident
+from .incident import Incident, minutes_to_resolve
 
 Labels = tuple[tuple[str, str], ...]
 OPEN_STATUSES = ("triggered", "acknowledged", "mitigating")
@@ -159,7 +159,7 @@ def mttr_minutes(facts: Iterable[IncidentFacts], now: datetime, window: timedelt
     A reopened incident counts once it is resolved again, with its whole detection-to-final-resolution span.
     """
     return _mean_by_severity(
-        (f.severity, _minutes(f.detected_at, f.resolved_at)) for f in resolved_in_window(facts, now, window)
+        (f.severity, minutes_to_resolve(f.detected_at, f.resolved_at)) for f in resolved_in_window(facts, now, window)
     )
 
 
@@ -167,7 +167,7 @@ def over_mttr_target(facts: Iterable[IncidentFacts], now: datetime, window: time
     """Per severity: incidents counted in mttr_minutes whose own time to resolve exceeded their target."""
     counts: dict[str, int] = {}
     for f in resolved_in_window(facts, now, window):
-        if f.mttr_target_minutes is not None and _minutes(f.detected_at, f.resolved_at) > f.mttr_target_minutes:
+        if f.mttr_target_minutes is not None and minutes_to_resolve(f.detected_at, f.resolved_at) > f.mttr_target_minutes:
             counts[f.severity] = counts.get(f.severity, 0) + 1
     return counts
 

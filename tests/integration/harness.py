@@ -1,4 +1,4 @@
-"""The platform under test: the five services as real processes on the test broker and database.
+"""The platform under test: the services (the recorder and the console included) as real processes on the test broker and database.
 
 ``make test`` starts Kafka and PostgreSQL (test profile) and exports KAFKA_BOOTSTRAP
 and DATABASE_URL; this module starts the services with the test organisation,
@@ -23,7 +23,7 @@ import httpx
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 REPO = Path(__file__).resolve().parents[2]
-SERVICES = ("ingestion", "triage", "escalation", "notification", "metrics", "web")
+SERVICES = ("ingestion", "recorder", "triage", "escalation", "notification", "metrics", "web")
 TEST_CONFIG = Path(__file__).with_name("organisation.yaml")
 
 
@@ -141,6 +141,10 @@ class Platform:
         return f"http://127.0.0.1:{self.env['WEB_PORT']}"
 
     @property
+    def recorder_url(self) -> str:
+        return f"http://127.0.0.1:{self.env['RECORDER_PORT']}"
+
+    @property
     def metrics_url(self) -> str:
         return f"http://127.0.0.1:{self.env['METRICS_PORT']}/metrics"
 
@@ -181,6 +185,8 @@ class Platform:
             return f"{self.api_url}/readyz"
         if name == "web":
             return f"{self.web_url}/readyz"
+        if name == "recorder":
+            return f"{self.recorder_url}/readyz"
         if name == "metrics":
             return f"http://127.0.0.1:{self.env['METRICS_PORT']}/readyz"
         index = ("triage", "escalation", "notification").index(name)
@@ -269,6 +275,7 @@ def test_environment() -> dict[str, str]:
         **os.environ,
         "INGESTION_PORT": str(18080 + offset),
         "METRICS_PORT": str(19108 + offset),
+        "RECORDER_PORT": str(18091 + offset),
         "WEB_PORT": str(18095 + offset),
         # Set explicitly: a developer's shell may point these at the make-up stack.
         "INCIDENT_API_URL": f"http://127.0.0.1:{18080 + offset}",

@@ -50,8 +50,8 @@ def _trigger(routing_key: str, unique: str, dedup_key: str | None = "srv01/HTTP"
 
 
 def _incident_with(dedup_key: str, integration: str = INTEGRATION) -> dict | None:
-    rows = sql("SELECT incident_id, status, service FROM incidents WHERE record->'alerts' ? $1",
-               f"pd:{integration}:{dedup_key}")
+    rows = sql("SELECT i.incident_id, i.status, i.service FROM incidents i JOIN incident_alerts a USING (incident_id)"
+               " WHERE a.fingerprint = $1", f"pd:{integration}:{dedup_key}")
     return rows[0] if rows else None
 
 

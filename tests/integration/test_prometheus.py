@@ -58,8 +58,8 @@ def scrape_config(platform, path: Path) -> None:
     """The repository's prometheus.yml, pointed at the test ports and scraping every second."""
     env = platform.env
     base = int(env["FAUST_WEB_PORT_BASE"])
-    ports = {"ingestion": env["INGESTION_PORT"], "triage": base, "escalation": base + 1, "notification": base + 2,
-             "metrics": env["METRICS_PORT"]}
+    ports = {"ingestion": env["INGESTION_PORT"], "recorder": env["RECORDER_PORT"], "triage": base,
+             "escalation": base + 1, "notification": base + 2, "metrics": env["METRICS_PORT"]}
     config = yaml.safe_load((DEPLOY / "prometheus.yml").read_text())
     config["global"].update(scrape_interval="1s", scrape_timeout="1s", evaluation_interval="1s")
     config["rule_files"] = [str(DEPLOY / "rules.yml")]
@@ -106,10 +106,10 @@ def prometheus(platform, tmp_path_factory):
 def test_prometheus_scrapes_every_service_and_loads_the_rules(prometheus):
     def all_up():
         found = prometheus.query('up{job="incident-platform"}')
-        return found if len(found) == 5 and all(found.values()) else None
+        return found if len(found) == 6 and all(found.values()) else None
 
-    up = wait_until(all_up, timeout=30, what="all five services up in prometheus")
-    assert set(up) == {"ingestion", "triage", "escalation", "notification", "metrics"}
+    up = wait_until(all_up, timeout=30, what="all six scraped services up in prometheus")
+    assert set(up) == {"ingestion", "recorder", "triage", "escalation", "notification", "metrics"}
     groups = httpx.get(f"{prometheus.url}/api/v1/rules", timeout=5).json()["data"]["groups"]
     assert {rule["name"] for group in groups for rule in group["rules"]} == RULES
     assert all(rule["health"] == "ok" for group in groups for rule in group["rules"] if "health" in rule)

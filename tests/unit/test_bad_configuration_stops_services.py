@@ -16,7 +16,7 @@ def _run(service: str, **env: str) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=60)
 
 
-@pytest.mark.parametrize("service", ["ingestion", "triage", "escalation", "notification", "metrics", "web"])
+@pytest.mark.parametrize("service", ["ingestion", "recorder", "triage", "escalation", "notification", "metrics", "web"])
 def test_a_bad_organisation_file_names_the_field(service, tmp_path):
     bad = tmp_path / "organisation.yaml"
     bad.write_text("teams: {ops: {rotation: nobody}}\nservices: {}\nfallback_team: ops\nsecurity_team: ops\n")
@@ -29,3 +29,9 @@ def test_a_bad_environment_value_names_the_variable():
     result = _run("ingestion", INGESTION_PORT="eighty")
     assert result.returncode == 78  # EX_CONFIG: the supervisor does not restart it
     assert "INGESTION_PORT" in result.stderr
+
+
+def test_a_bad_recorder_setting_names_the_variable():
+    result = _run("recorder", ALERT_REFS_PER_INCIDENT="0")
+    assert result.returncode == 78
+    assert "ALERT_REFS_PER_INCIDENT" in result.stderr

@@ -9,7 +9,7 @@ from shared.catalogue import markdown_table
 from shared.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
-APP_SERVICES = ("ingestion", "triage", "escalation", "notification", "metrics", "web")
+APP_SERVICES = ("ingestion", "recorder", "triage", "escalation", "notification", "metrics", "web")
 
 
 def _compose() -> dict:
@@ -39,6 +39,7 @@ def test_compose_passes_the_environment_contract():
         assert set(env) <= known, f"{name} sets variables the services do not read: {set(env) - known}"
     assert services["ingestion"]["environment"]["INGESTION_PORT"] == "8080"
     assert services["metrics"]["environment"]["METRICS_PORT"] == "9108"
+    assert services["recorder"]["environment"]["RECORDER_PORT"] == "8091"
     web = services["web"]["environment"]
     assert web["WEB_PORT"] == "8090" and web["INCIDENT_API_URL"] == "http://ingestion:8080"
     assert web["METRICS_URL"] == "http://metrics:9108/metrics"
@@ -46,7 +47,7 @@ def test_compose_passes_the_environment_contract():
 
 def test_make_up_starts_the_web_console():
     script = (REPO / "deploy" / "scripts" / "services.sh").read_text()
-    assert "SERVICES=(ingestion triage escalation notification metrics web)" in script
+    assert "SERVICES=(ingestion recorder triage escalation notification metrics web)" in script
     assert "WEB_PORT" in script
 
 

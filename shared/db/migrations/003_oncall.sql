@@ -1,5 +1,5 @@
 -- On-call essentials (issue 13). Opsgenie notes name an alert by its key: find its incident.
-CREATE INDEX incident_alerts_fingerprint ON incident_alerts (fingerprint, received_at DESC);
+CREATE INDEX incident_alerts_fingerprint ON incident_alerts (fingerprint, last_seen DESC);
 
 -- On-call overrides made at runtime, as the recorder reads them from oncall.overrides
 -- (the latest version of each; a deleted one keeps who deleted it and when).

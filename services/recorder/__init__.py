@@ -1,0 +1,1 @@
+"""The recorder: incident.audit, command results and the communication log into PostgreSQL."""

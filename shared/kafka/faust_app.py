@@ -39,6 +39,9 @@ def create_app(service: str, settings: Settings, web_port: int | None = None, pr
         broker_session_timeout=6.0,
         broker_heartbeat_interval=1.5,
         consumer_auto_offset_reset="earliest",
+        # Events queued per agent: enough for a batch, not so many that a partition rewound
+        # (faust_fixes) waits long behind copies it will not take.
+        stream_buffer_maxsize=1024,
         key_serializer="raw",
         value_serializer="raw",
     )

@@ -29,8 +29,12 @@ class Runtime:
         return self.org.integrations.get(name) or self.org.integrations.get("default") or Integration()
 
     def take(self, integration_name: str, count: int) -> tuple[bool, float]:
+        """(allowed, seconds to wait); the buckets are this process's own (README, "Intake limits")."""
         bucket = self.buckets.get(integration_name)
         if bucket is None:
-            bucket = TokenBucket(per_minute=self.integration(integration_name).rate_limit_per_minute)
+            limit = self.integration(integration_name).rate_limit_per_minute
+            if limit is None:
+                return True, 0.0
+            bucket = TokenBucket(per_minute=limit)
             self.buckets[integration_name] = bucket
         return bucket.take(time.monotonic(), count)

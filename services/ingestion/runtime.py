@@ -22,7 +22,7 @@ class Runtime:
     pool: asyncpg.Pool
     producer: JsonProducer
     recorder: Recorder
-    tokens: TokenCache = field(default_factory=lambda: TokenCache(entries={}))
+    tokens: TokenCache = field(default_factory=TokenCache)
     buckets: dict[str, TokenBucket] = field(default_factory=dict)
 
     def integration(self, name: str) -> Integration:

@@ -12,7 +12,7 @@ from shared.config_loader import load_organisation
 from shared.kafka.admin import ensure_topics
 from shared.settings import load_settings
 
-from .app import create_app
+from .app import create_server
 
 
 def main() -> None:
@@ -23,7 +23,7 @@ def main() -> None:
         asyncio.run(ensure_topics(settings.kafka_bootstrap, all_topics(org), settings.topic_partitions))
     except TimeoutError as exc:
         raise SystemExit(f"ingestion: {exc}") from None
-    app = create_app(settings, org)
+    app = create_server(settings, org)
     # uvloop and httptools: the C event loop and HTTP parser cut intake latency under load.
     uvicorn.run(app, host=settings.ingestion_host, port=settings.ingestion_port, log_level=settings.log_level.lower(),
                 access_log=False, loop="uvloop", http="httptools")

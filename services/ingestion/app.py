@@ -21,7 +21,8 @@ from shared.kafka.liveness import STALLS, Watchdog
 from shared.kafka.probes import Probes
 from shared.settings import Settings
 
-from . import errors, incidents, intake, openapi
+from . import errors, incidents, intake_routes, openapi
+from .edge import IntakeEdge
 from .recorder import Recorder
 from .runtime import Runtime
 from .security import needs, require
@@ -32,6 +33,11 @@ log = logging.getLogger("ingestion")
 class TokenRequest(BaseModel):
     role: Role
     name: str = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.@:-]+$")
+
+
+def create_server(settings: Settings, org: Organisation) -> IntakeEdge:
+    """What uvicorn serves: the intake edge in front of the application."""
+    return IntakeEdge(create_app(settings, org))
 
 
 def create_app(settings: Settings, org: Organisation) -> FastAPI:
@@ -63,7 +69,7 @@ def create_app(settings: Settings, org: Organisation) -> FastAPI:
         lifespan=lifespan,
     )
     errors.install(app)
-    app.include_router(intake.router)
+    app.include_router(intake_routes.router)
     app.include_router(incidents.router)
 
     @app.get("/healthz", tags=["health"], summary="The process is up")

@@ -72,10 +72,15 @@ def _digest(*parts: str) -> str:
 
 def fingerprint(alert: Alert, org: Organisation) -> str:
     """The source's own key when it gave one; otherwise a hash of what identifies the problem."""
-    if alert.dedup_key:
-        return alert.dedup_key
-    labelled = [f"{name}={alert.labels.get(name, '')}" for name in sorted(org.fingerprint_labels)]
-    return _digest("fp", alert.service, alert.name, *labelled)
+    return fingerprint_of(alert.dedup_key, alert.service, alert.name, alert.labels, org)
+
+
+def fingerprint_of(dedup_key: str | None, service: str, name: str, labels: dict[str, str], org: Organisation) -> str:
+    """``fingerprint`` from the fields alone, for intake, which need not build an ``Alert``."""
+    if dedup_key:
+        return dedup_key
+    labelled = [f"{label}={labels.get(label, '')}" for label in sorted(org.fingerprint_labels)]
+    return _digest("fp", service, name, *labelled)
 
 
 def correlation_key(alert: Alert, org: Organisation) -> str:

@@ -223,8 +223,13 @@ def _errors_for(method: str, path: str, operation: dict) -> dict[str, dict]:
     errors["403"] = _error("The credential's role may not do this")
     if path in _INTAKE:
         errors["413"] = _error("The request is too large")
-        errors["429"] = _error("The integration exceeded its rate limit", headers=_RETRY_AFTER)
-        errors["503"] = _error("The broker did not acknowledge the alerts; retry")
+        if path == "/v1/alerts":
+            errors["429"] = _error("The integration exceeded its rate limit", headers=_RETRY_AFTER)
+            errors["503"] = _error("The broker did not acknowledge the alerts; retry", headers=_RETRY_AFTER)
+        else:
+            # Alertmanager retries a 5xx but drops the group on a 429.
+            errors["503"] = _error("The integration exceeded its rate limit, or the broker did not acknowledge "
+                                   "the alerts; retry after Retry-After", headers=_RETRY_AFTER)
     if _INCIDENT_PATH.match(path):
         errors["404"] = _error("No such incident (or not visible to this role), or no postmortem yet")
     if method in ("post", "put", "patch") and path.startswith("/v1/incidents"):

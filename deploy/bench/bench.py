@@ -1,6 +1,15 @@
-"""The benchmark behind `make bench`: intake throughput, alert-to-incident latency,
-end-to-end processing rate, command round trips and metrics scrapes, on a real broker
-and database (started by deploy/scripts/bench.sh). Prints a table, writes JSON.
+"""The benchmark behind `make bench`, side by side with Prometheus Alertmanager 0.25 in one run.
+
+On a broker and database of its own (started by deploy/scripts/bench.sh) it runs the
+platform's services and an Alertmanager with a null receiver, then:
+1. intake: the same alerts from the same aiohttp client at both, 1 per request from 16
+   clients and 100 per request from 8, alternating us and Alertmanager for --rounds rounds,
+   our pipeline drained after each of our phases;
+2. pipeline: --pipeline-alerts alerts on 500 correlation keys until recorded on their incidents;
+3. storm: --storm-rate alerts/s offered for --storm-seconds, a probe a second opening a new
+   incident: its page and notification latency;
+4. commands and /metrics scrapes; then lost and double-counted alerts, CPU, memory and load.
+Prints a table and writes .local/bench/results.json (see README, "Performance").
 """
 from __future__ import annotations
 
@@ -9,31 +18,49 @@ import asyncio
 import json
 import os
 import platform as host
+import subprocess
 import sys
-import time
-import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 
 import asyncpg
-import httpx
+import yaml
 
-REPO = Path(__file__).resolve().parents[2]
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
 sys.path.insert(0, str(REPO / "tests" / "integration"))
 
-from harness import Platform, test_environment  # noqa: E402
+import api_phases  # noqa: E402
+import phases  # noqa: E402
+import procstat  # noqa: E402
+from alertmanager_process import AlertmanagerProcess  # noqa: E402
+from harness import SERVICES, Platform, test_environment  # noqa: E402
+from ledger import Ledger  # noqa: E402
+from load import SERVICES as BENCH_SERVICES  # noqa: E402
+from report import headline, table  # noqa: E402
 
 from shared.auth import Role  # noqa: E402
 from shared.db.migrate import migrate  # noqa: E402
 from shared.db.tokens import create_token  # noqa: E402
 
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+STATE = REPO / ".local" / "bench"
+TEAM, PROBE_SERVICE = "bench", "bench-probe"
 
 
-async def tokens() -> dict[str, str]:
+def organisation(env: dict[str, str]) -> Path:
+    """The test organisation plus the bench's 50 services, its probe service and its team,
+    and a `bench` integration with no rate limit (the code default)."""
+    org = yaml.safe_load(Path(env["INCIDENT_CONFIG"]).read_text())
+    org["teams"][TEAM] = {"rotation": "payments-oncall", "escalation_policy": "slow"}
+    for service in [*BENCH_SERVICES, PROBE_SERVICE]:
+        org["services"][service] = {"team": TEAM, "tier": 2}
+    org["integrations"]["bench"] = {}
+    path = STATE / "organisation.yaml"
+    path.write_text(yaml.safe_dump(org, sort_keys=False))
+    return path
+
+
+async def credentials() -> dict[str, str]:
     conn = await asyncpg.connect(os.environ["DATABASE_URL"])
     try:
         await migrate(conn)
@@ -44,214 +71,107 @@ async def tokens() -> dict[str, str]:
         await conn.close()
 
 
-def alert(name: str, dedup: str | None = None) -> dict:
-    body = {"service": "billing-worker", "summary": f"{name} firing", "severity": "warning",
-            "labels": {"alertname": name}}
-    if dedup:
-        body["dedup_key"] = dedup
-    return body
-
-
-async def intake(api: str, key: str, total: int, concurrency: int, batch: int) -> dict:
-    name = f"BenchIntake-{uuid.uuid4().hex[:6]}"
-    latencies: list[float] = []
-    queue = asyncio.Queue()
-    for i in range(0, total, batch):
-        queue.put_nowait([alert(name, f"{name}-{j % 20}") for j in range(i, min(total, i + batch))])
-
-    async def worker(client: httpx.AsyncClient) -> None:
-        while not queue.empty():
-            body = queue.get_nowait()
-            started = time.perf_counter()
-            response = await client.post("/v1/alerts", json=body if batch > 1 else body[0])
-            latencies.append((time.perf_counter() - started) * 1000)
-            response.raise_for_status()
-            ACCEPTED["alerts"] += len(body)
-
-    limits = httpx.Limits(max_connections=concurrency)
-    async with httpx.AsyncClient(base_url=api, headers={"Authorization": f"Bearer {key}"}, limits=limits,
-                                 timeout=60) as client:
-        started = time.perf_counter()
-        await asyncio.gather(*(worker(client) for _ in range(concurrency)))
-        elapsed = time.perf_counter() - started
-    return {"alerts": total, "requests": len(latencies), "concurrency": concurrency, "batch": batch,
-            "seconds": round(elapsed, 2), "alerts_per_second": round(total / elapsed, 1),
-            "p50_ms": round(pct(latencies, 0.5), 2), "p95_ms": round(pct(latencies, 0.95), 2),
-            "p99_ms": round(pct(latencies, 0.99), 2)}
-
-
-ACCEPTED = {"alerts": 0}
-
-
-async def drain(quiet_for: float = 1.0, timeout: float = 600.0) -> float:
-    """Wait until every accepted alert is recorded on an incident and the audit trail is quiet."""
-    conn = await asyncpg.connect(os.environ["DATABASE_URL"])
-    started = time.perf_counter()
+def pidfile(name: str) -> int | None:
     try:
-        last, still_since = -1, time.perf_counter()
-        while time.perf_counter() - started < timeout:
-            recorded = await conn.fetchval("SELECT coalesce(sum(alert_count), 0) FROM incidents")
-            count = await conn.fetchval("SELECT count(*) FROM audit_events")
-            if count != last or recorded < ACCEPTED["alerts"]:
-                last, still_since = count, time.perf_counter()
-            elif time.perf_counter() - still_since >= quiet_for:
-                break
-            await asyncio.sleep(0.1)
-    finally:
-        await conn.close()
-    return time.perf_counter() - started
+        return int((STATE / "run" / f"{name}.pid").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
 
 
-async def alert_to_incident(api: str, key: str, admin: str, count: int) -> dict:
-    """POST one new alert, then poll PostgreSQL until its incident is recorded."""
-    latencies = []
-    conn = await asyncpg.connect(os.environ["DATABASE_URL"])
+async def run(args, platform: Platform, am: AlertmanagerProcess, names: list[str]) -> dict:
+    creds = await credentials()
+
+    def pids() -> dict[str, int | None]:
+        found = {name: platform.child_pid(name) for name in names}
+        # The bench client's own process only: its children are the services' supervisors.
+        return {**found, "kafka": pidfile("kafka"), "postgres": pidfile("postgres"), "alertmanager": am.pid,
+                "bench client": -os.getpid()}
+
+    bench = phases.Bench(platform.api_url, creds["key"], am, Ledger(os.environ["DATABASE_URL"]), pids,
+                         args.drain_timeout, [])
+    sampler = procstat.Sampler(pids)
+    sampling = asyncio.create_task(sampler.run())
+    results: dict = {"load1_at_start": procstat.loadavg()}
+    start = procstat.snapshot(pids())
     try:
-        async with httpx.AsyncClient(base_url=api, headers={"Authorization": f"Bearer {key}"}, timeout=30) as client:
-            for _ in range(count):
-                name = f"BenchOpen-{uuid.uuid4().hex[:8]}"
-                started = time.perf_counter()
-                (await client.post("/v1/alerts", json=alert(name))).raise_for_status()
-                ACCEPTED["alerts"] += 1
-                while not await conn.fetchval(
-                    "SELECT 1 FROM incidents WHERE record->'labels'->>'alertname' = $1", name
-                ):
-                    await asyncio.sleep(0.005)
-                latencies.append((time.perf_counter() - started) * 1000)
+        # Warm-up: connections, caches, consumer assignments, Alertmanager's first groups.
+        for target in ("intake", "alertmanager"):
+            await phases.intake_phase(bench, target, "batch100", 60, warm_up=True)
+        wanted = args.only or ["intake", "pipeline", "storm", "commands", "scrapes"]
+        if "intake" in wanted:
+            print("intake, side by side:", flush=True)
+            results["intake"] = await phases.intake_rounds(bench, args.rounds, args.phase_seconds)
+        if "pipeline" in wanted:
+            print("pipeline ...", flush=True)
+            results["pipeline"] = await phases.pipeline(bench, args.pipeline_alerts)
+        if "storm" in wanted:
+            print("storm ...", flush=True)
+            results["storm"] = await phases.storm(bench, os.environ["KAFKA_BOOTSTRAP"], args.storm_rate,
+                                                  args.storm_seconds, PROBE_SERVICE, TEAM)
+        if "commands" in wanted:
+            results["commands"] = await api_phases.commands(platform.api_url, creds["admin"], args.commands)
+        if "scrapes" in wanted:
+            results["scrapes"] = await api_phases.scrapes(platform.metrics_url, 50)
+        await bench.drain("the run")
+        results["accounting"] = await bench.ledger.balance()
     finally:
-        await conn.close()
-    return {"incidents": count, "p50_ms": round(pct(latencies, 0.5), 1), "p95_ms": round(pct(latencies, 0.95), 1),
-            "max_ms": round(max(latencies), 1)}
-
-
-async def pipeline(api: str, key: str, total: int, fingerprints: int) -> dict:
-    """Alerts through intake, triage (4 hops) and the recorder: until PostgreSQL counts them all."""
-    name = f"BenchStorm-{uuid.uuid4().hex[:6]}"
-    names = [f"{name}-{i}" for i in range(fingerprints)]
-    conn = await asyncpg.connect(os.environ["DATABASE_URL"])
-    try:
-        async with httpx.AsyncClient(base_url=api, headers={"Authorization": f"Bearer {key}"}, timeout=60,
-                                     limits=httpx.Limits(max_connections=16)) as client:
-            started = time.perf_counter()
-            batches = [[alert(names[j % fingerprints], f"{names[j % fingerprints]}-fp") for j in range(i, i + 50)]
-                       for i in range(0, total, 50)]
-            for chunk in range(0, len(batches), 16):
-                await asyncio.gather(*(client.post("/v1/alerts", json=b) for b in batches[chunk:chunk + 16]))
-            ACCEPTED["alerts"] += total
-            accepted = time.perf_counter() - started
-            while True:
-                counted = await conn.fetchval(
-                    "SELECT coalesce(sum(alert_count), 0) FROM incidents WHERE record->'labels'->>'alertname' = ANY($1)",
-                    names,
-                )
-                if counted >= total:
-                    break
-                await asyncio.sleep(0.05)
-            elapsed = time.perf_counter() - started
-    finally:
-        await conn.close()
-    return {"alerts": total, "fingerprints": fingerprints, "accepted_seconds": round(accepted, 2),
-            "recorded_seconds": round(elapsed, 2), "alerts_per_second": round(total / elapsed, 1)}
-
-
-async def commands(api: str, admin: str, count: int) -> dict:
-    async with httpx.AsyncClient(base_url=api, headers={"Authorization": f"Bearer {admin}"}, timeout=30) as client:
-        declared = []
-        for i in range(count):
-            response = await client.post("/v1/incidents", json={"title": f"bench {i}", "service": "billing-worker"})
-            response.raise_for_status()
-            declared.append(response.json()["incident_id"])
-        latencies = []
-        for incident_id in declared:
-            for path, body in (("acknowledge", {}), ("updates", {"message": "working on it"}), ("resolve", {})):
-                started = time.perf_counter()
-                (await client.post(f"/v1/incidents/{incident_id}/{path}", json=body)).raise_for_status()
-                latencies.append((time.perf_counter() - started) * 1000)
-    return {"commands": len(latencies), "p50_ms": round(pct(latencies, 0.5), 1),
-            "p95_ms": round(pct(latencies, 0.95), 1), "max_ms": round(max(latencies), 1)}
-
-
-async def scrapes(metrics_url: str, count: int) -> dict:
-    latencies = []
-    async with httpx.AsyncClient(timeout=30) as client:
-        for _ in range(count):
-            started = time.perf_counter()
-            (await client.get(metrics_url)).raise_for_status()
-            latencies.append((time.perf_counter() - started) * 1000)
-    return {"scrapes": count, "p50_ms": round(pct(latencies, 0.5), 1), "p95_ms": round(pct(latencies, 0.95), 1)}
-
-
-def table(results: dict) -> str:
-    rows = [
-        ("intake, single alerts", f"{results['intake_single']['alerts_per_second']} alerts/s",
-         f"p50 {results['intake_single']['p50_ms']} ms, p99 {results['intake_single']['p99_ms']} ms"),
-        ("intake, batches of 50", f"{results['intake_batched']['alerts_per_second']} alerts/s",
-         f"p50 {results['intake_batched']['p50_ms']} ms per request"),
-        ("alert -> incident recorded", f"p50 {results['alert_to_incident']['p50_ms']} ms",
-         f"p95 {results['alert_to_incident']['p95_ms']} ms"),
-        ("whole pipeline (deduplicated)", f"{results['pipeline']['alerts_per_second']} alerts/s",
-         f"{results['pipeline']['alerts']} alerts recorded in {results['pipeline']['recorded_seconds']} s"),
-        ("API command round trip", f"p50 {results['commands']['p50_ms']} ms", f"p95 {results['commands']['p95_ms']} ms"),
-        ("/metrics scrape", f"p50 {results['scrapes']['p50_ms']} ms", f"p95 {results['scrapes']['p95_ms']} ms"),
-    ]
-    width = max(len(r[0]) for r in rows)
-    lines = [f"{'measure'.ljust(width)}  {'result':<22}  detail", "-" * (width + 50)]
-    lines += [f"{a.ljust(width)}  {b:<22}  {c}" for a, b, c in rows]
-    return "\n".join(lines)
-
-
-async def run(args, platform: Platform) -> dict:
-    creds = await tokens()
-    api, key, admin = platform.api_url, creds["key"], creds["admin"]
-    await intake(api, key, 200, 8, 1)  # warm-up: connections, caches, consumer assignments
-    await drain()
-    phases = {
-        "intake_single": lambda: intake(api, key, args.alerts, 16, 1),
-        "intake_batched": lambda: intake(api, key, args.alerts * 4, 8, 50),
-        "alert_to_incident": lambda: alert_to_incident(api, key, admin, args.incidents),
-        "pipeline": lambda: pipeline(api, key, args.alerts, 10),
-        "commands": lambda: commands(api, admin, args.commands),
-        "scrapes": lambda: scrapes(platform.metrics_url, 50),
-    }
-    results = {}
-    for name, phase in phases.items():
-        if args.only and name not in args.only:
-            continue
-        results[name] = await phase()
-        # Each phase starts on an idle pipeline, so one phase's backlog never inflates the next.
-        await drain()
+        sampling.cancel()
+    sampler.sample()
+    results["cpu_seconds_whole_run"] = procstat.cost(start, procstat.snapshot(pids()))
+    results["rss_peak_mb"] = {name: round(mb, 1) for name, mb in sampler.rss_peak.items()}
+    results["load"] = {"load1_at_start": results.pop("load1_at_start"), **sampler.load_summary(),
+                       "load1_at_end": procstat.loadavg()}
+    results["drains"] = bench.drains
     return results
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--alerts", type=int, default=5000)
-    parser.add_argument("--incidents", type=int, default=50)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=3, help="intake rounds, us and Alertmanager alternating")
+    parser.add_argument("--phase-seconds", type=float, default=5.0, help="length of one intake phase")
+    parser.add_argument("--pipeline-alerts", type=int, default=20_000)
+    parser.add_argument("--storm-rate", type=float, default=2000.0, help="alerts/s offered during the storm")
+    parser.add_argument("--storm-seconds", type=float, default=60.0)
+    parser.add_argument("--drain-timeout", type=float, default=900.0,
+                        help="longest wait for the pipeline to record what was accepted")
     parser.add_argument("--commands", type=int, default=30)
-    parser.add_argument("--only", nargs="*", help="run only these phases")
-    parser.add_argument("--out", type=Path, default=REPO / ".local" / "bench" / "results.json")
+    parser.add_argument("--only", nargs="*", choices=["intake", "pipeline", "storm", "commands", "scrapes"])
+    parser.add_argument("--out", type=Path, default=STATE / "results.json")
     args = parser.parse_args()
     env = test_environment()
-    state = REPO / ".local" / "bench"
-    env["DATA_DIR"] = str(state / "data")
-    logs = state / "logs"
-    (state / "run").mkdir(parents=True, exist_ok=True)
-    logs.mkdir(parents=True, exist_ok=True)
-    platform = Platform(env=env, logs=logs)
-    for name in ("ingestion", "recorder", "triage", "escalation", "notification", "metrics"):
-        platform.start(name)
+    env["DATA_DIR"] = str(STATE / "data")
+    (STATE / "run").mkdir(parents=True, exist_ok=True)
+    (STATE / "logs").mkdir(parents=True, exist_ok=True)
+    env["INCIDENT_CONFIG"] = str(organisation(env))
+    os.environ["INCIDENT_CONFIG"] = env["INCIDENT_CONFIG"]
+    offset = int(env.get("TEST_PORT_OFFSET", "40"))
+    # Receivers without integrations: it spends its time on intake alone.
+    null = {"route": {"receiver": "null", "group_by": ["alertname"], "group_wait": "30s", "group_interval": "5m",
+                      "repeat_interval": "12h"}, "receivers": [{"name": "null"}]}
+    (STATE / "alertmanager").mkdir(parents=True, exist_ok=True)
+    am = AlertmanagerProcess(STATE / "alertmanager", 19793 + offset, null)
+    platform = Platform(env=env, logs=STATE / "logs")
+    # Every topic, Faust's own included, exists before any service starts (as in make up).
+    subprocess.run([sys.executable, "-m", "services.topology"], cwd=REPO, env=env, check=True, timeout=120)
+    names = [name for name in SERVICES if name != "web"]
     try:
+        am.start()
+        for name in names:
+            platform.start(name)
         platform.wait_ready()
-        results = asyncio.run(run(args, platform))
+        results = asyncio.run(run(args, platform, am, names))
     finally:
         platform.stop_all()
+        am.stop()
     results["machine"] = {"cpus": os.cpu_count(), "python": host.python_version(), "platform": host.platform(),
-                          "topic_partitions": int(env.get("TOPIC_PARTITIONS", "4"))}
+                          "topic_partitions": int(env.get("TOPIC_PARTITIONS", "4")), "alertmanager": am.version()}
+    results["arguments"] = {k: v for k, v in vars(args).items() if k != "out"}
     results["finished_at"] = datetime.now(timezone.utc).isoformat()
+    results = {**headline(results), **results}
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2))
+    args.out.write_text(json.dumps(results, indent=2, default=str))
     print()
-    print(table(results) if not args.only else json.dumps(results, indent=2))
+    print(table(results))
     print(f"\nwritten: {args.out}")
 
 

@@ -31,5 +31,5 @@ if [[ ! -x $VENV/bin/python ]]; then
 fi
 echo "bootstrap: installing pinned Python packages (pyproject.toml)"
 "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip==25.3
-"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e "$REPO_ROOT[test]"
+"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e "$REPO_ROOT[test,bench]"
 echo "$want" >"$MARKER"

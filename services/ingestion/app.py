@@ -20,8 +20,9 @@ from shared.kafka.liveness import STALLS, Watchdog
 from shared.settings import Settings
 
 from . import (
-    errors, feeds_api, heartbeats_api, incidents, intake, maintenance_api, oncall_api, openapi, opsgenie_api,
+    errors, feeds_api, heartbeats_api, incidents, intake_routes, maintenance_api, oncall_api, openapi, opsgenie_api,
 )
+from .edge import IntakeEdge
 from .readiness import probe_through_producer
 from .recorded import RecordedListener
 from .runtime import Runtime
@@ -33,6 +34,11 @@ log = logging.getLogger("ingestion")
 class TokenRequest(BaseModel):
     role: Role
     name: str = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.@:-]+$")
+
+
+def create_server(settings: Settings, org: Organisation) -> IntakeEdge:
+    """What uvicorn serves: the intake edge in front of the application."""
+    return IntakeEdge(create_app(settings, org))
 
 
 def create_app(settings: Settings, org: Organisation) -> FastAPI:
@@ -65,7 +71,7 @@ def create_app(settings: Settings, org: Organisation) -> FastAPI:
     )
     errors.install(app)
     opsgenie_api.install(app)
-    app.include_router(intake.router)
+    app.include_router(intake_routes.router)
     app.include_router(opsgenie_api.router)
     app.include_router(heartbeats_api.router)
     app.include_router(oncall_api.router)

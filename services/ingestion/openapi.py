@@ -269,8 +269,13 @@ def _errors_for(method: str, path: str, operation: dict) -> dict[str, dict]:
     errors["403"] = _error("The credential's role may not do this")
     if path in _INTAKE:
         errors["413"] = _error("The request is too large")
-        errors["429"] = _error("The integration exceeded its rate limit", headers=_RETRY_AFTER)
-        errors["503"] = _error("The broker did not acknowledge the alerts; retry")
+        if path == "/v1/alerts":
+            errors["429"] = _error("The integration exceeded its rate limit", headers=_RETRY_AFTER)
+            errors["503"] = _error("The broker did not acknowledge the alerts; retry", headers=_RETRY_AFTER)
+        else:
+            # Alertmanager retries a 5xx but drops the group on a 429.
+            errors["503"] = _error("The integration exceeded its rate limit, or the broker did not acknowledge "
+                                   "the alerts; retry after Retry-After", headers=_RETRY_AFTER)
     if path.startswith("/v1/heartbeats"):
         errors["404"] = _error("No heartbeat of that name in the configuration")
         errors["429"] = _error("The integration exceeded its rate limit", headers=_RETRY_AFTER)

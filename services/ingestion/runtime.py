@@ -22,15 +22,19 @@ class Runtime:
     pool: asyncpg.Pool
     producer: JsonProducer
     recorded: RecordedListener
-    tokens: TokenCache = field(default_factory=lambda: TokenCache(entries={}))
+    tokens: TokenCache = field(default_factory=TokenCache)
     buckets: dict[str, TokenBucket] = field(default_factory=dict)
 
     def integration(self, name: str) -> Integration:
         return self.org.integrations.get(name) or self.org.integrations.get("default") or Integration()
 
     def take(self, integration_name: str, count: int) -> tuple[bool, float]:
+        """(allowed, seconds to wait); the buckets are this process's own (README, "Intake limits")."""
         bucket = self.buckets.get(integration_name)
         if bucket is None:
-            bucket = TokenBucket(per_minute=self.integration(integration_name).rate_limit_per_minute)
+            limit = self.integration(integration_name).rate_limit_per_minute
+            if limit is None:
+                return True, 0.0
+            bucket = TokenBucket(per_minute=limit)
             self.buckets[integration_name] = bucket
         return bucket.take(time.monotonic(), count)

@@ -72,10 +72,15 @@ def _digest(*parts: str) -> str:
 
 def fingerprint(alert: Alert, org: Organisation) -> str:
     """The source's own key when it gave one; otherwise a hash of what identifies the problem."""
-    if alert.dedup_key:
-        return alert.dedup_key
-    labelled = [f"{name}={alert.labels.get(name, '')}" for name in sorted(org.fingerprint_labels)]
-    return _digest("fp", alert.service, alert.name, *labelled)
+    return fingerprint_of(alert.dedup_key, alert.service, alert.name, alert.labels, org)
+
+
+def fingerprint_of(dedup_key: str | None, service: str, name: str, labels: dict[str, str], org: Organisation) -> str:
+    """``fingerprint`` from the fields alone, for intake, which need not build an ``Alert``."""
+    if dedup_key:
+        return dedup_key
+    labelled = [f"{label}={labels.get(label, '')}" for label in sorted(org.fingerprint_labels)]
+    return _digest("fp", service, name, *labelled)
 
 
 def correlation_key(alert: Alert, org: Organisation) -> str:
@@ -84,15 +89,15 @@ def correlation_key(alert: Alert, org: Organisation) -> str:
     With grouping (``group_by``) the key is the service plus the grouped fields, so
     several fingerprints share an incident; without it each fingerprint is its own.
     """
+    return correlation_key_of(alert.service, alert.name, alert.labels, fingerprint(alert, org), org)
+
+
+def correlation_key_of(service: str, name: str, labels: dict[str, str], fingerprint_: str, org: Organisation) -> str:
+    """``correlation_key`` from the fields alone, for intake, which need not build an ``Alert``."""
     if not org.group_by:
-        return "fp:" + _digest(alert.service, fingerprint(alert, org))
-    values = []
-    for field in org.group_by:
-        if field == "alertname":
-            values.append(alert.name)
-        else:
-            values.append(alert.labels.get(field, ""))
-    return "grp:" + _digest(alert.service, *values)
+        return "fp:" + _digest(service, fingerprint_)
+    values = [name if field == "alertname" else labels.get(field, "") for field in org.group_by]
+    return "grp:" + _digest(service, *values)
 
 
 class AlertRef(BaseModel):
@@ -138,7 +143,12 @@ def needs_lookup(alert: Alert) -> bool:
     An alert fingerprinted by its labels (Alertmanager, native without dedup_key) always
     carries them, so its correlation key is computed again, right at the edge.
     """
-    return alert.dedup_key is not None and alert.source not in LABELLED_SOURCES
+    return needs_lookup_of(alert.dedup_key, alert.source)
+
+
+def needs_lookup_of(dedup_key: str | None, source: str | None) -> bool:
+    """``needs_lookup`` from the fields alone."""
+    return dedup_key is not None and source not in LABELLED_SOURCES
 
 
 # Sources whose dedup key is itself a hash of the labels every notification carries.

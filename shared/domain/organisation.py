@@ -260,7 +260,10 @@ class Integration(_Frozen):
     """A monitoring system that sends alerts; its key is created with incidentctl."""
 
     default_service: str | None = None
-    rate_limit_per_minute: int = Field(default=600, ge=1)
+    # No limit unless one is set: an alert storm is when alerts matter most, and a limit
+    # lower than a storm needs loses the storm (README, "Intake limits"). A set limit is
+    # an average rate; a request larger than it still gets in when the bucket is full.
+    rate_limit_per_minute: int | None = Field(default=None, ge=1)
     label_names: LabelNames = LabelNames()
     priorities: dict[OpsgeniePriority, SourceSeverity] = DEFAULT_PRIORITIES
 

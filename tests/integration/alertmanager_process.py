@@ -1,13 +1,12 @@
-"""A real Prometheus Alertmanager (Debian's prometheus-alertmanager) on loopback, for one test module.
-
-Each module runs its own with its own flags, data directory and port (``port_base`` plus
-TEST_PORT_OFFSET), and it is stopped by its PID, never by name.
-"""
+"""A Prometheus Alertmanager (Debian's prometheus-alertmanager, 0.25) of our own: own flags,
+configuration, data directory and loopback port, stopped by its PID. The tests and
+`make bench` start theirs with this."""
 from __future__ import annotations
 
 import os
 import shutil
 import subprocess
+import time
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -16,33 +15,49 @@ from typing import Iterator
 import httpx
 import yaml
 
-from harness import wait_until
-
-ALERTMANAGER = shutil.which("prometheus-alertmanager") or "/usr/bin/prometheus-alertmanager"
+BINARY = shutil.which("prometheus-alertmanager") or "/usr/bin/prometheus-alertmanager"
 
 
-class Alertmanager:
-    def __init__(self, config: dict, home: Path, port_base: int, log: Path) -> None:
-        self.config_file = home / "alertmanager.yml"
-        self.config_file.write_text(yaml.safe_dump(config, sort_keys=False))
-        self.home, self.log = home, log
-        self.url = f"http://127.0.0.1:{port_base + int(os.environ.get('TEST_PORT_OFFSET', '0'))}"
+class AlertmanagerProcess:
+    def __init__(self, home: Path, port: int, config: dict, log: Path | None = None) -> None:
+        self.home, self.port, self.config = home, port, config
+        self.log = log or home / "alertmanager.log"
+        self.url = f"http://127.0.0.1:{port}"
         self.proc: subprocess.Popen | None = None
 
-    def start(self) -> None:
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc else None
+
+    def version(self) -> str:
+        out = subprocess.run([BINARY, "--version"], capture_output=True, text=True, timeout=30)
+        lines = (out.stdout or out.stderr).splitlines()
+        return lines[0] if lines else "unknown"
+
+    def start(self, timeout: float = 30.0) -> str:
+        """Start it and wait until it answers /-/ready; its URL."""
+        shutil.rmtree(self.home / "data", ignore_errors=True)
+        (self.home / "data").mkdir(parents=True)
+        config = self.home / "alertmanager.yml"
+        config.write_text(yaml.safe_dump(self.config, sort_keys=False))
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(
-                [ALERTMANAGER, f"--config.file={self.config_file}", f"--storage.path={self.home / 'data'}",
-                 f"--web.listen-address={self.url.removeprefix('http://')}", "--cluster.listen-address=",
-                 "--log.level=info"],
+                [BINARY, f"--config.file={config}", f"--storage.path={self.home / 'data'}",
+                 f"--web.listen-address=127.0.0.1:{self.port}", "--cluster.listen-address=", "--log.level=info"],
                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
             )
-
-        def ready() -> bool:
-            assert self.proc is not None and self.proc.poll() is None, f"alertmanager exited: see {self.log}"
-            return httpx.get(f"{self.url}/-/ready", timeout=2).status_code == 200
-
-        wait_until(ready, timeout=30, what="alertmanager to be ready")
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"alertmanager exited with {self.proc.returncode}; see {self.log}")
+            try:
+                if httpx.get(f"{self.url}/-/ready", timeout=2).status_code == 200:
+                    return self.url
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)  # polling its readiness, the condition waited for
+        self.stop()
+        raise RuntimeError(f"alertmanager not ready after {timeout}s; see {self.log}")
 
     def stop(self) -> None:
         if self.proc is None or self.proc.poll() is not None:
@@ -64,8 +79,9 @@ class Alertmanager:
 
 
 @contextmanager
-def running(config: dict, home: Path, port_base: int, log: Path) -> Iterator[Alertmanager]:
-    manager = Alertmanager(config, home, port_base, log)
+def running(config: dict, home: Path, port_base: int, log: Path) -> Iterator[AlertmanagerProcess]:
+    """One for a test: on ``port_base`` plus TEST_PORT_OFFSET, stopped by its PID on the way out."""
+    manager = AlertmanagerProcess(home, port_base + int(os.environ.get("TEST_PORT_OFFSET", "0")), config, log)
     manager.start()
     try:
         yield manager

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
 import httpx
 import pytest
@@ -71,7 +70,7 @@ def _config(api_url: str, key: str) -> dict:
 def alertmanager(platform, tmp_path_factory):
     """A running Alertmanager aimed at the platform's ingestion; stopped by its PID."""
     key = create_key(INTEGRATION)
-    home: Path = tmp_path_factory.mktemp("alertmanager")
+    home = tmp_path_factory.mktemp("alertmanager")
     with running(_config(platform.api_url, key), home, 19393, platform.logs / "alertmanager.log") as manager:
         yield manager.url
 

@@ -63,3 +63,11 @@ def test_pagerduty_answers_and_the_trigger_rule(spec):
     assert "Retry-After" in responses["429"]["headers"]
     trigger, follow_up = spec["components"]["schemas"]["PagerDutyEvent"]["oneOf"]
     assert "payload" in trigger["required"] and "dedup_key" in follow_up["required"]
+
+
+def test_throttling_is_documented_as_each_sender_retries_it(spec):
+    webhook = spec["paths"]["/v1/integrations/alertmanager"]["post"]["responses"]
+    assert "429" not in webhook, "Alertmanager drops a group answered 429: the webhook throttles with 503"
+    assert "Retry-After" in webhook["503"]["headers"]
+    native = spec["paths"]["/v1/alerts"]["post"]["responses"]
+    assert "Retry-After" in native["429"]["headers"]

@@ -44,7 +44,7 @@ def test_the_example_configuration_loads(org):
     assert org.postmortem.required_severities == [Severity.SEV1, Severity.SEV2]
     assert org.postmortem.due_after == timedelta(days=5)
     assert org.postmortem.required_sections == ["summary", "impact", "root_cause"]
-    assert org.integrations["alertmanager"].rate_limit_per_minute == 1200
+    assert org.integrations["alertmanager"].rate_limit_per_minute is None
     assert org.integrations["default"].label_names.service == "service"
     assert org.notifications.repeat_backoff == timedelta(minutes=1)
     assert org.notifications.repeat_backoff_max == timedelta(minutes=30)

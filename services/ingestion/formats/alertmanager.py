@@ -41,8 +41,9 @@ class AlertmanagerAlert(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     status: Literal["firing", "resolved"]
-    labels: dict[str, str] = {}
-    annotations: dict[str, str] = {}
+    # Factories, not {} defaults: pydantic deep-copies a mutable default for every alert.
+    labels: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
     startsAt: datetime | None = None
     endsAt: datetime | None = None
     generatorURL: str | None = ""

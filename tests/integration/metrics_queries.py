@@ -28,7 +28,6 @@ AUDIT_COUNTERS = {
     "escalation_failed": "escalation_failures_total",
     "mttr_target_breached": "mttr_target_breaches_total",
     "postmortem_overdue": "postmortem_reminders_total",
-    "alert_attached": "alerts_deduplicated_total",
 }
 BY_SEVERITY = ("mttr_minutes", "mttr_incidents", "reopen_rate", "reopen_rate_incidents", "incidents_over_mttr_target",
                "time_to_acknowledge_minutes")
@@ -59,7 +58,8 @@ def exported(samples: dict[str, dict[tuple, float]]) -> dict:
     }
     for name in ("postmortems_required", "postmortems_completed", "postmortems_overdue", "postmortem_completion_rate"):
         summary[name] = samples[name][()]
-    counters = [*AUDIT_COUNTERS.values(), "notifications_sent_total", "notifications_failed_total"]
+    counters = [*AUDIT_COUNTERS.values(), "alerts_deduplicated_total", "notifications_sent_total",
+                "notifications_failed_total"]
     summary["counters"] = {name: sum(samples.get(name, {}).values()) for name in counters}
     return summary
 
@@ -112,6 +112,10 @@ def from_database() -> dict:
             "SELECT status, count(*) AS n FROM communications WHERE direction = 'notification' GROUP BY status")
     }
     summary["counters"] = {name: changes.get(change, 0) for change, name in AUDIT_COUNTERS.items()}
+    # One alerts_attached event folds many alerts: its data says how many fired.
+    [folded] = sql("SELECT coalesce(sum((data->>'firing')::int), 0) AS n FROM audit_events"
+                   " WHERE change = 'alerts_attached'")
+    summary["counters"]["alerts_deduplicated_total"] = folded["n"]
     summary["counters"]["notifications_sent_total"] = statuses.get("sent", 0)
     summary["counters"]["notifications_failed_total"] = statuses.get("failed", 0) + statuses.get("dead_lettered", 0)
     return summary

@@ -21,7 +21,8 @@ from integration_keys import create_key
 
 def _incident(name: str) -> dict | None:
     rows = sql("SELECT incident_id, status, title, service, team, severity, opened_at, detected_at FROM incidents"
-               " WHERE record->'alerts' ? $1", f"heartbeat:{name}")
+               " WHERE incident_id IN (SELECT incident_id FROM incident_alerts WHERE fingerprint = $1)"
+               " ORDER BY opened_at DESC", f"heartbeat:{name}")
     return rows[0] if rows else None
 
 

@@ -29,7 +29,8 @@ def genie(platform, genie_key) -> httpx.Client:
 
 
 def _incident_by_alias(alias: str) -> dict | None:
-    rows = sql("SELECT incident_id, status, service, severity FROM incidents WHERE record->'alerts' ? $1",
+    rows = sql("SELECT incident_id, status, service, severity FROM incidents WHERE incident_id IN "
+               "(SELECT incident_id FROM incident_alerts WHERE fingerprint = $1) ORDER BY opened_at DESC",
                f"og:{INTEGRATION}:{alias}")
     return rows[0] if rows else None
 

@@ -97,13 +97,16 @@ async def run(args, platform: Platform, am: AlertmanagerProcess, names: list[str
         # Warm-up: connections, caches, consumer assignments, Alertmanager's first groups.
         for target in ("intake", "alertmanager"):
             await phases.intake_phase(bench, target, "batch100", 60, warm_up=True)
-        wanted = args.only or ["intake", "pipeline", "storm", "commands", "scrapes"]
+        wanted = args.only or ["intake", "pipeline", "fleet", "storm", "commands", "scrapes"]
         if "intake" in wanted:
             print("intake, side by side:", flush=True)
             results["intake"] = await phases.intake_rounds(bench, args.rounds, args.phase_seconds)
         if "pipeline" in wanted:
             print("pipeline ...", flush=True)
             results["pipeline"] = await phases.pipeline(bench, args.pipeline_alerts)
+        if "fleet" in wanted:
+            print("fleet outage ...", flush=True)
+            results["fleet"] = await phases.fleet(bench, args.fleet_alerts, BENCH_SERVICES[0])
         if "storm" in wanted:
             print("storm ...", flush=True)
             results["storm"] = await phases.storm(bench, os.environ["KAFKA_BOOTSTRAP"], args.storm_rate,
@@ -130,12 +133,14 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="intake rounds, us and Alertmanager alternating")
     parser.add_argument("--phase-seconds", type=float, default=5.0, help="length of one intake phase")
     parser.add_argument("--pipeline-alerts", type=int, default=20_000)
+    parser.add_argument("--fleet-alerts", type=int, default=20_000,
+                        help="distinct hosts failing into one incident (one correlation key)")
     parser.add_argument("--storm-rate", type=float, default=2000.0, help="alerts/s offered during the storm")
     parser.add_argument("--storm-seconds", type=float, default=60.0)
     parser.add_argument("--drain-timeout", type=float, default=900.0,
                         help="longest wait for the pipeline to record what was accepted")
     parser.add_argument("--commands", type=int, default=30)
-    parser.add_argument("--only", nargs="*", choices=["intake", "pipeline", "storm", "commands", "scrapes"])
+    parser.add_argument("--only", nargs="*", choices=["intake", "pipeline", "fleet", "storm", "commands", "scrapes"])
     parser.add_argument("--out", type=Path, default=STATE / "results.json")
     args = parser.parse_args()
     env = test_environment()

@@ -22,6 +22,9 @@ class Ledger:
     def add(self, accepted: Counter | dict) -> None:
         self.accepted.update(accepted)
 
+    async def connect(self) -> asyncpg.Connection:
+        return await asyncpg.connect(self.database_url)
+
     async def recorded(self, conn: asyncpg.Connection) -> Counter:
         return Counter({(r["service"], r["name"]): r["alerts"] for r in await conn.fetch(RECORDED)})
 

@@ -72,6 +72,17 @@ def bodies(target: str, batch: int, count: int, prefix: str = "BenchAlert") -> B
     return Bodies(raw, keys)
 
 
+def fleet_bodies(alerts: int, batch: int, service: str, name: str) -> Bodies:
+    """A fleet outage: ``alerts`` alerts from as many hosts (each its own fingerprint, the
+    organisation's fingerprint label is ``instance``), all on one correlation key."""
+    raw, keys = [], []
+    for start in range(0, alerts, batch):
+        size = min(batch, alerts - start)
+        raw.append(json.dumps([native(service, name, f"fleet-host-{start + i:06d}") for i in range(size)]).encode())
+        keys.append(Counter({(service, name): size}))
+    return Bodies(raw, keys)
+
+
 def pct(values: list[float], q: float) -> float:
     if not values:
         return float("nan")

@@ -134,3 +134,52 @@ async def storm(bench: Bench, bootstrap: str, rate: float, seconds: float, probe
             "notify_p50_ms": round(load.pct(notified, 0.5), 1), "notify_p99_ms": round(load.pct(notified, 0.99), 1),
             "sending_seconds": round(storm_end, 2),
             "drained_seconds_after_start": round(storm_end + drained, 2) if drained is not None else None}
+
+
+async def fleet(bench: Bench, alerts: int, service: str) -> dict:
+    """A fleet outage: ``alerts`` distinct hosts failing into one incident (one correlation key),
+    batches of 100 from 8 clients. The rate at which the incident's ``alert_count`` grows over
+    its first and its last 5,000 alerts (the cost of one more alert must not grow with the
+    incident)."""
+    name = "FleetOutage"
+    bodies = load.fleet_bodies(alerts, 100, service, name)
+    quarter = min(5000, alerts // 4)
+    marks: dict[int, float] = {}
+
+    async def watch() -> None:
+        conn = await bench.ledger.connect()
+        try:
+            while len(marks) < 4:
+                count = await conn.fetchval(
+                    "SELECT coalesce(sum(alert_count), 0) FROM incidents WHERE service = $1 "
+                    "AND record->'labels'->>'alertname' = $2", service, name)
+                now = time.perf_counter()
+                for mark in (quarter, alerts - quarter, alerts):
+                    if count >= mark:
+                        marks.setdefault(mark, now)
+                await asyncio.sleep(0.05)
+        finally:
+            await conn.close()
+
+    before = procstat.snapshot(bench.pids())
+    started = time.perf_counter()
+    marks[0] = started
+    watcher = asyncio.create_task(watch())
+    async with bench.client(8, True) as client:
+        outcome = await load.closed_loop(client, bench.intake_url, bodies, 8, once=True)
+    bench.ledger.add(outcome.accepted)
+    try:
+        await asyncio.wait_for(watcher, bench.drain_timeout)
+    except asyncio.TimeoutError:
+        pass
+    spent = procstat.cost(before, procstat.snapshot(bench.pids()))
+    first = quarter / (marks[quarter] - marks[0]) if quarter in marks and marks[quarter] > marks[0] else None
+    last = (quarter / (marks[alerts] - marks[alerts - quarter])
+            if alerts in marks and alerts - quarter in marks and marks[alerts] > marks[alerts - quarter] else None)
+    await bench.drain("fleet")
+    return {"alerts": outcome.alerts, "accepted_seconds": round(outcome.seconds, 2),
+            "recorded_seconds": round(marks[alerts] - started, 2) if alerts in marks else None,
+            "first_alerts_per_s": round(first, 1) if first else None,
+            "last_alerts_per_s": round(last, 1) if last else None,
+            "last_over_first": round(last / first, 3) if first and last else None,
+            "quarter": quarter, "cpu_seconds": spent}

@@ -8,6 +8,7 @@ def headline(results: dict) -> dict:
     intake = results.get("intake", {})
     pipeline = results.get("pipeline", {})
     storm = results.get("storm", {})
+    fleet = results.get("fleet", {})
     accounting = results.get("accounting", {})
     rss = results.get("rss_peak_mb", {})
     services = [mb for name, mb in rss.items() if name in SERVICE_NAMES]
@@ -17,6 +18,9 @@ def headline(results: dict) -> dict:
     out.update({
         "pipeline_alerts_per_s": pipeline.get("alerts_per_s"),
         "pipeline_correlation_keys": pipeline.get("correlation_keys"),
+        "fleet_first_alerts_per_s": fleet.get("first_alerts_per_s"),
+        "fleet_last_alerts_per_s": fleet.get("last_alerts_per_s"),
+        "fleet_last_over_first": fleet.get("last_over_first"),
         "page_p50_ms": storm.get("page_p50_ms"),
         "page_p99_ms": storm.get("page_p99_ms"),
         "notify_p99_ms": storm.get("notify_p99_ms"),
@@ -50,6 +54,9 @@ def table(results: dict) -> str:
          f"ratio {_fmt(results['intake_batch100_ratio'])}"),
         ("pipeline, accepted -> recorded", _fmt(results["pipeline_alerts_per_s"], " alerts/s"),
          f"{_fmt(results['pipeline_correlation_keys'])} correlation keys"),
+        ("fleet outage, one incident: first / last quarter",
+         f"{_fmt(results['fleet_first_alerts_per_s'])} / {_fmt(results['fleet_last_alerts_per_s'])} alerts/s",
+         f"last / first {_fmt(results['fleet_last_over_first'])}"),
         ("page: 2xx -> incident.opened", f"p50 {_fmt(results['page_p50_ms'], ' ms')}",
          f"p99 {_fmt(results['page_p99_ms'], ' ms')}; never opened: {_fmt(results['probes_never_opened'])}"),
         ("page: 2xx -> notifications.<team>", f"p99 {_fmt(results['notify_p99_ms'], ' ms')}", ""),

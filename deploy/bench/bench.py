@@ -88,7 +88,8 @@ async def run(args, platform: Platform, am: AlertmanagerProcess, names: list[str
                 "bench client": -os.getpid()}
 
     bench = phases.Bench(platform.api_url, creds["key"], am, Ledger(os.environ["DATABASE_URL"]), pids,
-                         args.drain_timeout, [])
+                         args.drain_timeout, [], STATE / "profiles" if args.profile else None,
+                         lambda: {name: platform.child_pid(name) for name in names})
     sampler = procstat.Sampler(pids)
     sampling = asyncio.create_task(sampler.run())
     results: dict = {"load1_at_start": procstat.loadavg()}
@@ -141,6 +142,8 @@ def main() -> None:
                         help="longest wait for the pipeline to record what was accepted")
     parser.add_argument("--commands", type=int, default=30)
     parser.add_argument("--only", nargs="*", choices=["intake", "pipeline", "fleet", "storm", "commands", "scrapes"])
+    parser.add_argument("--profile", action="store_true",
+                        help="py-spy each service during the pipeline phase (.local/bench/profiles/)")
     parser.add_argument("--out", type=Path, default=STATE / "results.json")
     args = parser.parse_args()
     env = test_environment()

@@ -25,6 +25,14 @@ class Ledger:
     async def connect(self) -> asyncpg.Connection:
         return await asyncpg.connect(self.database_url)
 
+    async def audit_events(self) -> int:
+        """Audit events recorded so far (each is fanned out to every consumer of incident.audit)."""
+        conn = await self.connect()
+        try:
+            return await conn.fetchval("SELECT count(*) FROM audit_events")
+        finally:
+            await conn.close()
+
     async def recorded(self, conn: asyncpg.Connection) -> Counter:
         return Counter({(r["service"], r["name"]): r["alerts"] for r in await conn.fetch(RECORDED)})
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import load
 import procstat
+import profiles
 from alertmanager_process import AlertmanagerProcess
 from ledger import Ledger
 from pages import Watcher, send_probes
@@ -25,6 +26,8 @@ class Bench:
     pids: callable
     drain_timeout: float
     drains: list
+    profile_dir: object = None  # a Path: py-spy records the services during the pipeline phase
+    service_pids: callable = None
 
     @property
     def intake_url(self) -> str:
@@ -85,20 +88,27 @@ async def intake_rounds(bench: Bench, rounds: int, seconds: float) -> dict:
 async def pipeline(bench: Bench, alerts: int) -> dict:
     """``alerts`` alerts on the 500 keys, batches of 100 from 8 clients, until every one is recorded."""
     bodies = load.bodies("intake", 100, alerts // 100, prefix="PipelineAlert")
+    events_before = await bench.ledger.audit_events()
     before = procstat.snapshot(bench.pids())
     started = time.perf_counter()
-    async with bench.client(8, True) as client:
-        outcome = await load.closed_loop(client, bench.intake_url, bodies, 8, once=True)
-    bench.ledger.add(outcome.accepted)
-    waited = await bench.ledger.wait_recorded(outcome.accepted, bench.drain_timeout)
+    with profiles.recording(bench.service_pids() if bench.profile_dir else {}, bench.profile_dir,
+                            bench.profile_dir is not None) as hot:
+        async with bench.client(8, True) as client:
+            outcome = await load.closed_loop(client, bench.intake_url, bodies, 8, once=True)
+        bench.ledger.add(outcome.accepted)
+        waited = await bench.ledger.wait_recorded(outcome.accepted, bench.drain_timeout)
     elapsed = time.perf_counter() - started
     spent = procstat.cost(before, procstat.snapshot(bench.pids()))
+    events = await bench.ledger.audit_events() - events_before
     result = {"alerts": outcome.alerts, "correlation_keys": len(outcome.accepted),
+              "audit_events": events, "audit_events_per_alert": round(events / outcome.alerts, 3) if outcome.alerts else None,
               "accepted_seconds": round(outcome.seconds, 2), "recorded": waited is not None,
               "recorded_seconds": round(elapsed, 2) if waited is not None else None,
               "alerts_per_s": round(outcome.alerts / elapsed, 1) if waited is not None else None,
               "cpu_seconds": spent,
               "cpu_s_per_1000_alerts": {name: round(s / outcome.alerts * 1000, 3) for name, s in spent.items()}}
+    if hot:
+        result["profile"] = hot
     await bench.drain("pipeline")
     return result
 

@@ -53,7 +53,8 @@ def table(results: dict) -> str:
          f"Alertmanager {_fmt(results['alertmanager_batch100_alerts_per_s'], ' alerts/s')}, "
          f"ratio {_fmt(results['intake_batch100_ratio'])}"),
         ("pipeline, accepted -> recorded", _fmt(results["pipeline_alerts_per_s"], " alerts/s"),
-         f"{_fmt(results['pipeline_correlation_keys'])} correlation keys"),
+         f"{_fmt(results['pipeline_correlation_keys'])} correlation keys, "
+         f"{_fmt(results.get('pipeline', {}).get('audit_events_per_alert'))} audit events per alert"),
         ("fleet outage, one incident: first / last quarter",
          f"{_fmt(results['fleet_first_alerts_per_s'])} / {_fmt(results['fleet_last_alerts_per_s'])} alerts/s",
          f"last / first {_fmt(results['fleet_last_over_first'])}"),

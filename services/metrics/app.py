@@ -11,7 +11,8 @@ from pydantic import ValidationError
 from shared import catalogue as cat
 from shared.domain import metrics as defs
 from shared.domain.organisation import Organisation
-from shared.kafka.faust_app import create_app, declare, guarded_agent, table
+from shared.kafka.batches import batch_agent, write
+from shared.kafka.faust_app import create_app, declare, table
 from shared.kafka.streams import origin_of
 from shared.messages import AuditEvent, AuditHead, CommunicationRecord, HeartbeatPing
 from shared.settings import Settings
@@ -36,36 +37,54 @@ def build(settings: Settings, org: Organisation) -> faust.App:
     partition_counts = table(app, "partition_counts", n)
     last_pings = table(app, "heartbeat_last_pings", n)
 
-    async def fold(event) -> None:
-        """Count each message once: into its incident's facts, its notification log, or its partition's counts."""
-        origin = origin_of(event)
-        try:
-            if origin.topic == cat.INCIDENT_AUDIT.name:
-                head = AuditHead.model_validate_json(event.value)
-                previous = facts.get(head.incident_id)
-                if head.only_an_alert and previous is not None:
-                    _write(facts, head.incident_id, handlers.fold_alert(previous, head))
-                    return
-                message = AuditEvent.model_validate_json(event.value)
-                _write(facts, message.incident_id, handlers.fold_audit(previous, message))
-            elif origin.topic == cat.HEARTBEAT_PINGS.name:
-                ping = HeartbeatPing.model_validate_json(event.value)
-                _write(last_pings, ping.name, handlers.fold_ping(last_pings.get(ping.name), ping))
-            elif origin.topic == cat.COMMUNICATIONS.name:
-                record = CommunicationRecord.model_validate_json(event.value)
-                key = record.incident_id
-                _write(notification_log, key, handlers.fold_communication(notification_log.get(key), record))
-            else:
-                key = origin.stream
-                _write(partition_counts, key,
-                       handlers.fold_positioned(partition_counts.get(key), origin, event.value, SERVICE))
-        except ValidationError as exc:
-            # The topic's owner dead-letters its poison; a second dead letter from here would be
-            # counted as another rejection (and one about a dead letter would loop forever).
-            log.warning("not counted %s@%s: %s", origin.stream, origin.offset, str(exc).splitlines()[0])
+    async def fold(events) -> None:
+        """Count each message once: into its incident's facts, its notification log, or its
+        partition's counts; one table write per key per batch (a storm's alerts.intake
+        partition is one key: one write for hundreds of alerts)."""
+        pending: dict[tuple[int, str], tuple] = {}  # (table, key) -> (last event, new value)
+        stores = (facts, last_pings, notification_log, partition_counts)
+
+        def get(store, key: str):
+            found = pending.get((id(store), key))
+            return found[1] if found is not None else store.get(key)
+
+        def put(store, event, key: str, value: dict | None) -> None:
+            if value is not None:
+                pending[(id(store), key)] = (event, value)
+
+        for event in events:
+            origin = origin_of(event)
+            try:
+                if origin.topic == cat.INCIDENT_AUDIT.name:
+                    head = AuditHead.model_validate_json(event.value)
+                    previous = get(facts, head.incident_id)
+                    if head.only_an_alert and previous is not None:
+                        put(facts, event, head.incident_id, handlers.fold_alert(previous, head))
+                        continue
+                    message = AuditEvent.model_validate_json(event.value)
+                    put(facts, event, message.incident_id, handlers.fold_audit(previous, message))
+                elif origin.topic == cat.HEARTBEAT_PINGS.name:
+                    ping = HeartbeatPing.model_validate_json(event.value)
+                    put(last_pings, event, ping.name, handlers.fold_ping(get(last_pings, ping.name), ping))
+                elif origin.topic == cat.COMMUNICATIONS.name:
+                    record = CommunicationRecord.model_validate_json(event.value)
+                    key = record.incident_id
+                    put(notification_log, event, key,
+                        handlers.fold_communication(get(notification_log, key), record))
+                else:
+                    key = origin.stream
+                    put(partition_counts, event, key,
+                        handlers.fold_positioned(get(partition_counts, key), origin, event.value, SERVICE))
+            except ValidationError as exc:
+                # The topic's owner dead-letters its poison; a second dead letter from here would be
+                # counted as another rejection (and one about a dead letter would loop forever).
+                log.warning("not counted %s@%s: %s", origin.stream, origin.offset, str(exc).splitlines()[0])
+        by_id = {id(store): store for store in stores}
+        for (store_id, key), (event, value) in pending.items():
+            write(by_id[store_id], event, key, value)
 
     sources = app.topic(*(spec.name for spec in _SOURCES), key_serializer="raw", value_serializer="raw")
-    guarded_agent(app, sources, fold, dead, SERVICE)
+    batch_agent(app, sources, fold, dead, SERVICE)
 
     registry = CollectorRegistry(auto_describe=False)
     registry.register(
@@ -92,8 +111,3 @@ def build(settings: Settings, org: Organisation) -> faust.App:
 
 
     return app
-
-
-def _write(store: faust.Table, key: str, value: dict | None) -> None:
-    if value is not None:
-        store[key] = value

@@ -7,7 +7,7 @@ import faust
 from prometheus_client import generate_latest
 
 from ..catalogue import TopicSpec
-from . import faust_fixes
+from . import faust_batching, faust_fixes
 from ..settings import Settings
 
 SERVICE_INDEX = {"triage": 0, "escalation": 1, "notification": 2, "metrics": 3}
@@ -30,6 +30,7 @@ def create_app(service: str, settings: Settings, web_port: int | None = None, pr
         datadir=str(datadir),
         autodiscover=False,
         producer_acks=-1,
+        producer_linger=faust_batching.PRODUCER_LINGER_SECONDS,
         broker_commit_interval=1.0,
         # A worker killed without leaving its group holds its partitions until its session
         # expires: 6 s (the broker's minimum) instead of Faust's 60 s, so a restarted worker

@@ -99,7 +99,9 @@ def _incident_commands(sub) -> None:
     _command(sub, "reopen", cmd.reopen, "reopen a resolved or closed incident").add_argument("--reason", required=True)
     p = _command(sub, "export", cmd.export, "the compliance bundle (JSON, or YAML with -o yaml)", output=False)
     _output(p, default="json", choices=("json", "yaml"))
-    p.add_argument("--file", help="write the bundle to this file instead of stdout")
+    p.add_argument("--file", help="write the bundle to this file instead of stdout (with --verify: check this file)")
+    p.add_argument("--verify", action="store_true",
+                   help="check the bundle's audit chain (offline with --file) and name the first broken link")
 
 
 def _postmortem_commands(sub) -> None:

@@ -129,15 +129,44 @@ SCHEMAS: dict[str, dict] = {
     },
     "ExportBundle": {
         "type": "object",
-        "required": ["incident", "timeline", "audit_events", "communication_log", "evidence", "alerts"],
+        "required": ["incident", "timeline", "audit_events", "audit_chain", "communication_log", "evidence", "alerts"],
         "properties": {
             "incident": {"type": "object"},
             "timeline": _LIST,
-            "audit_events": _LIST,
+            "audit_events": {"type": "array", "items": {"$ref": _REF.format(model="ChainedAuditEvent")},
+                             "description": "every audit event in version order, each with its hash and prev_hash"},
+            "audit_chain": {"$ref": _REF.format(model="AuditChain")},
             "communication_log": _LIST,
             "evidence": _LIST,
             "alerts": {"type": "array", "items": {"$ref": _REF.format(model="AlertReference")}},
             "postmortem": {"type": ["object", "null"]},
+        },
+    },
+    "ChainedAuditEvent": {
+        "type": "object",
+        "required": ["event_id", "incident_id", "version", "type", "change", "actor", "occurred_at", "summary", "data",
+                     "prev_hash", "hash"],
+        "properties": {
+            "event_id": {"type": "string"}, "incident_id": {"type": "string"}, "version": {"type": "integer"},
+            "type": {"type": "string"}, "change": {"type": "string"}, "actor": {"type": "string"},
+            "occurred_at": {"type": "string"}, "summary": {"type": "string"}, "causation_id": _nullable("string"),
+            "data": {"type": "object"}, "recorded_at": _nullable("string"),
+            "prev_hash": {**_nullable("string"), "description": "the previous event's hash (64 zeros for the first)"},
+            "hash": {**_nullable("string"), "description": "SHA-256 of this event's canonical form (README, "
+                                                           "\"The audit chain\"); null before the chain existed"},
+        },
+    },
+    "AuditChain": {
+        "type": "object",
+        "required": ["algorithm", "fields", "genesis", "head", "verified", "broken_at"],
+        "properties": {
+            "algorithm": {"const": "sha256"},
+            "fields": {"type": "array", "items": {"type": "string"}, "description": "what the canonical form holds"},
+            "genesis": {"type": "string", "description": "the first event's prev_hash"},
+            "head": {**_nullable("string"), "description": "the chain head stored with the incident"},
+            "verified": {"type": "boolean", "description": "whether the server found the chain intact"},
+            "broken_at": {"type": ["object", "null"], "description": "the first broken link: incident_id, version, "
+                                                                   "event_id, reason"},
         },
     },
     "Readiness": {

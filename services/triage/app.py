@@ -145,13 +145,14 @@ def build(settings: Settings, org: Organisation) -> faust.App:
                 incident_id = await allocate_incident_id(await pool.get(), opening, message.alert.received_at.date())
                 await outbox.send(commands, incident_id, open_command(message, incident_id, route.previous_incident_id))
                 record = CorrelationRecord(incident_id=incident_id, positions=record.positions)
-                fold = IncidentFold(incident_id=incident_id, firing=0, distinct=0)
+                fold = IncidentFold(incident_id=incident_id, firing=0, distinct=0, max_alert_age=org.max_alert_age)
                 fold.opening(message)
             else:
                 assert isinstance(route, Attach)
                 if fold is None or fold.incident_id != route.incident_id:
                     await flush()
-                    fold = IncidentFold(incident_id=route.incident_id, firing=record.firing, distinct=record.distinct)
+                    fold = IncidentFold(incident_id=route.incident_id, firing=record.firing, distinct=record.distinct,
+                                        max_alert_age=org.max_alert_age)
                 fold.add(message, stored(message.fingerprint))
         await flush()
         return record, states

@@ -183,10 +183,3 @@ def verify_export(api: Api, a: argparse.Namespace) -> Result:
     return Result(data, f"{verdict.incident_id}: audit chain intact ({verdict.events} events{legacy}); "
                         f"head {verdict.head}")
 
-
-def token_create(api: Api, a: argparse.Namespace) -> Result:
-    created = api.post("/v1/tokens", {"role": a.role, "name": a.name})
-    # The secret alone on stdout so `TOKEN=$(incidentctl token create ...)` works; it is never shown again.
-    note = (f"created token {created['token_id']} {created['name']!r} with role {created['role']}; "
-            "it is shown only this once")
-    return Result(created, created["token"], note=note)

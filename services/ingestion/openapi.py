@@ -41,6 +41,7 @@ class TokenCreated(BaseModel):
     token_id: str
     name: str
     role: str
+    expires_at: str | None = None
     token: str
 
 
@@ -169,6 +170,24 @@ SCHEMAS: dict[str, dict] = {
                                                                    "event_id, reason"},
         },
     },
+    "TokenInfo": {
+        "type": "object",
+        "description": "A token or integration key as listed: never its secret or its hash.",
+        "required": ["token_id", "name", "role", "created_at", "last_used_at", "expires_at", "revoked_at"],
+        "properties": {
+            "token_id": {"type": "string"}, "name": {"type": "string"}, "role": {"type": "string"},
+            "created_at": {"type": "string"},
+            "last_used_at": {**_nullable("string"), "description": "when the API last checked it (to within 30 s)"},
+            "expires_at": {**_nullable("string"), "description": "from then on it answers 401 (null: never)"},
+            "revoked_at": _nullable("string"),
+        },
+    },
+    "TokenList": {
+        "type": "object",
+        "required": ["tokens", "count"],
+        "properties": {"tokens": {"type": "array", "items": {"$ref": _REF.format(model="TokenInfo")}},
+                       "count": {"type": "integer", "minimum": 0}},
+    },
     "Readiness": {
         "type": "object",
         "required": ["status", "kafka", "database"],
@@ -192,6 +211,8 @@ _OK_SCHEMA = {
     ("post", "/v1/incidents/{incident_id}/postmortem/complete"): "Postmortem",
     ("get", "/v1/incidents/{incident_id}/export"): "ExportBundle",
     ("post", "/v1/tokens"): "TokenCreated",
+    ("get", "/v1/tokens"): "TokenList",
+    ("delete", "/v1/tokens/{token_id}"): "TokenInfo",
     ("get", "/v1/me"): "Me",
     ("get", "/readyz"): "Readiness",
 }
@@ -262,16 +283,18 @@ def _errors_for(method: str, path: str, operation: dict) -> dict[str, dict]:
         return {
             "400": _error("Invalid event (the errors name the fields), or an unknown routing_key", "PagerDutyRefused"),
             "413": _error("The event is larger than 512 KB", "PagerDutyRefused"),
-            "429": _error("The integration exceeded its rate limit", "PagerDutyRefused", _RETRY_AFTER),
+            "429": _error("The integration exceeded its rate limit, or this client failed authentication too often",
+                          "PagerDutyRefused", _RETRY_AFTER),
             "503": _error("The broker did not acknowledge the event; retry", "PagerDutyRefused"),
         }
     if _OPSGENIE.match(path):
         refused = "OpsgenieRefused"
         errors = {
-            "401": _error("Missing, unknown or revoked integration key", refused, _GENIE),
+            "401": _error("Missing, unknown, revoked or expired integration key", refused, _GENIE),
             "403": _error("Not an integration key", refused),
             "404": _error("No such alert, request or heartbeat (or not processed yet)", refused),
-            "429": _error("The integration exceeded its rate limit", refused, _RETRY_AFTER),
+            "429": _error("The integration exceeded its rate limit, or this client failed authentication too often "
+                          "(then the body is the API's error shape)", refused, _RETRY_AFTER),
             "503": _error("The broker (or, for notes and request status, the database) is not reachable; retry",
                           refused),
         }
@@ -294,21 +317,29 @@ def _errors_for(method: str, path: str, operation: dict) -> dict[str, dict]:
         return errors
     if takes_input:
         errors["400"] = _error("Invalid request: the error names the field")
-    errors["401"] = _error("Missing, unknown or revoked credentials", headers=_BEARER)
+    errors["401"] = _error("Missing, unknown, revoked or expired credentials (the error says which)", headers=_BEARER)
     errors["403"] = _error("The credential's role may not do this")
+    if path != "/v1/integrations/alertmanager":  # Alertmanager drops a group answered 429: 503 there
+        errors["429"] = _error("This client failed authentication too often: wait Retry-After seconds",
+                               headers=_RETRY_AFTER)
     if path in _INTAKE:
         errors["413"] = _error("The request is too large")
         if path == "/v1/alerts":
-            errors["429"] = _error("The integration exceeded its rate limit", headers=_RETRY_AFTER)
+            errors["429"] = _error("The integration exceeded its rate limit, or this client failed authentication "
+                                   "too often", headers=_RETRY_AFTER)
             errors["503"] = _error("The broker did not acknowledge the alerts; retry", headers=_RETRY_AFTER)
         else:
             # Alertmanager retries a 5xx but drops the group on a 429.
-            errors["503"] = _error("The integration exceeded its rate limit, or the broker did not acknowledge "
-                                   "the alerts; retry after Retry-After", headers=_RETRY_AFTER)
+            errors["503"] = _error("The integration exceeded its rate limit, this client failed authentication too "
+                                   "often, or the broker did not acknowledge the alerts; retry after Retry-After",
+                                   headers=_RETRY_AFTER)
     if path.startswith("/v1/heartbeats"):
         errors["404"] = _error("No heartbeat of that name in the configuration")
-        errors["429"] = _error("The integration exceeded its rate limit", headers=_RETRY_AFTER)
+        errors["429"] = _error("The integration exceeded its rate limit, or this client failed authentication too "
+                               "often", headers=_RETRY_AFTER)
         errors["503"] = _error("The broker did not acknowledge the ping; retry")
+    if path == "/v1/tokens/{token_id}":
+        errors["404"] = _error("No such token")
     if path.startswith("/v1/feed-tokens"):
         if method == "post":
             errors["404"] = _error("No such rotation or person in the organisation")

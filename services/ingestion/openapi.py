@@ -340,6 +340,8 @@ def _errors_for(method: str, path: str, operation: dict) -> dict[str, dict]:
         errors["503"] = _error("The broker did not acknowledge the ping; retry")
     if path == "/v1/tokens/{token_id}":
         errors["404"] = _error("No such token")
+    if (method, path) == ("post", "/v1/tokens"):
+        errors["409"] = _error("expires_at is already past")
     if path.startswith("/v1/feed-tokens"):
         if method == "post":
             errors["404"] = _error("No such rotation or person in the organisation")

@@ -67,6 +67,8 @@ async def principal_for(pool: asyncpg.Pool, cache: TokenCache, secret: str, clie
 
     ``client`` is the caller's address: a client whose credentials keep failing is answered
     429 with Retry-After before its next one is looked up (shared/domain/auth_failures.py).
+    A failure counts when a credential had to be looked up: one wrong credential sent again
+    is answered from memory, costs no query and guesses nothing new.
     """
     digest = hash_secret(secret)
     hit, principal = cache.get(digest)
@@ -80,10 +82,12 @@ async def principal_for(pool: asyncpg.Pool, cache: TokenCache, secret: str, clie
             waiting.add_done_callback(lambda _: cache.pending.pop(digest, None))
         principal = await asyncio.shield(waiting)
     if principal is None:
-        cache.failures.failed(client, now)
+        if not hit:
+            cache.failures.failed(client, now)
         return None
     if principal.expired(datetime.now(timezone.utc)):
-        cache.failures.failed(client, now)
+        if not hit:
+            cache.failures.failed(client, now)
         assert principal.expires_at is not None
         raise ApiError(401, f"credentials expired at {principal.expires_at.isoformat()}: ask for a new token",
                        {"expired_at": principal.expires_at.isoformat()}, headers={"WWW-Authenticate": "Bearer"})

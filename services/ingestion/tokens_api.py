@@ -33,7 +33,8 @@ def _rt(request: Request) -> Runtime:
 async def create_api_token(request: Request, body: TokenRequest) -> dict[str, Any]:
     await require(request, Permission.MANAGE_TOKENS)
     if body.expires_at is not None and body.expires_at <= datetime.now(timezone.utc):
-        raise ApiError(400, "expires_at: must be in the future", [{"field": "expires_at", "message": "in the past"}])
+        # 409 as for an override already past: the body is well-formed, the moment has gone.
+        raise ApiError(409, "expires_at: must be in the future", {"field": "expires_at", "message": "already past"})
     async with _rt(request).pool.acquire() as conn:
         principal, secret = await tokens.create_token(conn, body.role, body.name, body.expires_at)
     expires = principal.expires_at.isoformat() if principal.expires_at else None

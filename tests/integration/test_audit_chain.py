@@ -2,20 +2,12 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
-from harness import incident_for, sql, wait_until
-
-INCIDENTCTL = Path(sys.executable).with_name("incidentctl")
+from harness import incident_for, incidentctl, sql, wait_until
 
 
-def _incidentctl(platform, token: str, *args: str) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("INCIDENT_")}
-    env.update(INCIDENT_API_URL=platform.api_url, INCIDENT_TOKEN=token, INCIDENT_CREDENTIALS="/nonexistent")
-    return subprocess.run([str(INCIDENTCTL), *args], env=env, capture_output=True, text=True, timeout=60)
+def _incidentctl(platform, token: str, *args: str):
+    return incidentctl(platform.api_url, token, *args)
 
 
 def test_an_edited_audit_row_is_named_by_verification(platform, tokens, intake, admin, unique, tmp_path):

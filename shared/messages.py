@@ -147,6 +147,10 @@ class AuditEvent(BaseModel):
     causation_id: str | None = None
     data: dict[str, Any]
     incident: dict[str, Any]
+    # The audit chain (shared/domain/audit_chain.py): the previous event's hash, and this
+    # event's own over its canonical form. None only on events made before the chain.
+    prev_hash: str | None = None
+    hash: str | None = None
 
 
 class _HeadIncident(BaseModel):

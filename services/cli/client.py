@@ -22,6 +22,7 @@ class Exit(IntEnum):
     CONFLICT = 6  # the lifecycle forbids it in the incident's current state (409)
     INVALID = 7  # the API refused the input (400, 413)
     UNAVAILABLE = 8  # API unreachable, timed out, rate limited (429) or failing (5xx): retry later
+    TAMPERED = 9  # export --verify: the audit chain is broken (the message names the first broken link)
 
 
 EXIT_HELP = "\n".join(
@@ -36,6 +37,7 @@ EXIT_HELP = "\n".join(
         (Exit.CONFLICT, "refused by the lifecycle (e.g. closing an incident that is not resolved)"),
         (Exit.INVALID, "the API refused the input (the message names the field)"),
         (Exit.UNAVAILABLE, "API unreachable, timed out, rate limited or failing: retry later"),
+        (Exit.TAMPERED, "export --verify: the audit chain is broken (the first broken link is named)"),
     )
 )
 

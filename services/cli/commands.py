@@ -10,6 +10,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import yaml
+
+from shared.domain.audit_chain import BrokenLink, verify_bundle
+
 from . import render
 from .client import Api, CliError, Exit, incident_path
 
@@ -136,6 +140,8 @@ def postmortem_complete(api: Api, a: argparse.Namespace) -> Result:
 
 
 def export(api: Api, a: argparse.Namespace) -> Result:
+    if getattr(a, "verify", False):
+        return verify_export(api, a)
     bundle = api.get(incident_path(a.id, "export"))
     fmt = a.output if a.output in ("json", "yaml") else "json"
     if a.file:
@@ -151,9 +157,29 @@ def export(api: Api, a: argparse.Namespace) -> Result:
     return Result(bundle, render.dump(bundle, fmt))
 
 
-def token_create(api: Api, a: argparse.Namespace) -> Result:
-    created = api.post("/v1/tokens", {"role": a.role, "name": a.name})
-    # The secret alone on stdout so `TOKEN=$(incidentctl token create ...)` works; it is never shown again.
-    note = (f"created token {created['token_id']} {created['name']!r} with role {created['role']}; "
-            "it is shown only this once")
-    return Result(created, created["token"], note=note)
+def _read_bundle(path: Path) -> dict:
+    try:
+        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))  # JSON is YAML too
+    except (OSError, yaml.YAMLError) as exc:
+        raise CliError(Exit.INVALID, f"cannot read the bundle {path}: {exc}") from None
+    if not isinstance(loaded, dict):
+        raise CliError(Exit.INVALID, f"{path} is not an export bundle")
+    return loaded
+
+
+def verify_export(api: Api, a: argparse.Namespace) -> Result:
+    """Check an export bundle's audit chain: a saved one (``--file``, no API needed) or fetched."""
+    bundle = _read_bundle(Path(a.file)) if a.file else api.get(incident_path(a.id, "export"))
+    named = (bundle.get("incident") or {}).get("incident_id")
+    if named != a.id:
+        raise CliError(Exit.INVALID, f"the bundle is of incident {named!r}, not {a.id}")
+    verdict = verify_bundle(bundle)
+    if isinstance(verdict, BrokenLink):
+        raise CliError(Exit.TAMPERED, f"audit chain broken: {verdict}",
+                       "the event named (or one before it) was changed, removed or inserted after it was recorded")
+    legacy = f", {verdict.unchained} recorded before the chain" if verdict.unchained else ""
+    data = {"incident_id": verdict.incident_id, "verified": True, "events": verdict.events,
+            "unchained": verdict.unchained, "head": verdict.head}
+    return Result(data, f"{verdict.incident_id}: audit chain intact ({verdict.events} events{legacy}); "
+                        f"head {verdict.head}")
+

@@ -9,6 +9,7 @@ import argparse
 import asyncio
 import os
 import shlex
+from datetime import datetime, timezone
 from pathlib import Path
 
 import asyncpg
@@ -51,7 +52,8 @@ async def ensure(path: Path, database_url: str, api_url: str) -> bool:
         for variable, (role, _) in VARIABLES.items():
             secret = current.get(variable)
             principal = await authenticate(conn, secret) if secret else None
-            valid = valid and principal is not None and principal.role is role
+            valid = valid and principal is not None and principal.role is role \
+                and not principal.expired(datetime.now(timezone.utc))
         if valid:
             return False
         lines = [

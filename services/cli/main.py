@@ -6,7 +6,7 @@ import sys
 from typing import Callable, Sequence
 
 from . import commands as cmd
-from . import import_command, maintenance_commands, oncall_commands
+from . import import_command, maintenance_commands, oncall_commands, token_commands
 from .client import EXIT_HELP, Api, CliError, Exit
 from .config import resolve
 from .render import dump
@@ -31,7 +31,9 @@ examples:
   incidentctl ack INC-2026-11-27-001 --note "on it"
   incidentctl close INC-2026-11-27-001 --verification "error rate normal for 1h"
   incidentctl postmortem action-item add INC-2026-11-27-001 --title "Alert on queue depth" --owner alice
-  TOKEN=$(incidentctl token create --role observability-engineer --name grafana-bot)
+  TOKEN=$(incidentctl token create --role observability-engineer --name grafana-bot --expires +90d)
+  incidentctl token list
+  incidentctl export INC-2026-11-27-001 --verify
   incidentctl oncall
   incidentctl oncall override --rotation payments-oncall --person erin --start now --end +8h --reason "swap"
   incidentctl maintenance create --service checkout-api --end +2h --reason "database upgrade"
@@ -99,7 +101,9 @@ def _incident_commands(sub) -> None:
     _command(sub, "reopen", cmd.reopen, "reopen a resolved or closed incident").add_argument("--reason", required=True)
     p = _command(sub, "export", cmd.export, "the compliance bundle (JSON, or YAML with -o yaml)", output=False)
     _output(p, default="json", choices=("json", "yaml"))
-    p.add_argument("--file", help="write the bundle to this file instead of stdout")
+    p.add_argument("--file", help="write the bundle to this file instead of stdout (with --verify: check this file)")
+    p.add_argument("--verify", action="store_true",
+                   help="check the bundle's audit chain (offline with --file) and name the first broken link")
 
 
 def _postmortem_commands(sub) -> None:
@@ -139,11 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
     oncall_commands.add_parsers(sub, _command)
     maintenance_commands.add_parsers(sub, _command)
     import_command.add_parser(sub, _command)
-    token = sub.add_parser("token", help="create API tokens and integration keys (platform-admin)")
-    token_sub = token.add_subparsers(dest="token_command", metavar="COMMAND", required=True)
-    p = _command(token_sub, "create", cmd.token_create, "create a token; prints it once", incident=False)
-    p.add_argument("--role", required=True, choices=ROLES)
-    p.add_argument("--name", required=True)
+    token_commands.add_parsers(sub, _command)
     return parser
 
 

@@ -8,12 +8,10 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from pydantic import BaseModel, Field
 
-from shared.auth import Permission, Role, allowed
+from shared.auth import Permission, allowed
 from shared.db.migrate import migrate
 from shared.db.pool import create_pool
-from shared.db.tokens import create_token
 from shared.domain.organisation import Organisation
 from shared.kafka.json_producer import JsonProducer
 from shared.kafka.liveness import STALLS, Watchdog
@@ -21,6 +19,7 @@ from shared.settings import Settings
 
 from . import (
     errors, feeds_api, heartbeats_api, incidents, intake_routes, maintenance_api, oncall_api, openapi, opsgenie_api,
+    tokens_api,
 )
 from .edge import IntakeEdge
 from .readiness import probe_through_producer
@@ -29,11 +28,6 @@ from .runtime import Runtime
 from .security import needs, require
 
 log = logging.getLogger("ingestion")
-
-
-class TokenRequest(BaseModel):
-    role: Role
-    name: str = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.@:-]+$")
 
 
 def create_server(settings: Settings, org: Organisation) -> IntakeEdge:
@@ -76,6 +70,7 @@ def create_app(settings: Settings, org: Organisation) -> FastAPI:
     app.include_router(heartbeats_api.router)
     app.include_router(oncall_api.router)
     app.include_router(maintenance_api.router)
+    app.include_router(tokens_api.router)
     app.include_router(feeds_api.router)
     app.include_router(incidents.router)
 
@@ -108,15 +103,6 @@ def create_app(settings: Settings, org: Organisation) -> FastAPI:
     @app.get("/metrics", tags=["health"], summary="This process's own Prometheus metrics", include_in_schema=False)
     async def metrics() -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
-
-    @app.post("/v1/tokens", status_code=201, tags=["tokens"], summary="Create a token (shown once)",
-              dependencies=[needs(Permission.MANAGE_TOKENS)])
-    async def create_api_token(request: Request, body: TokenRequest) -> dict:
-        await require(request, Permission.MANAGE_TOKENS)
-        rt: Runtime = request.app.state.runtime
-        async with rt.pool.acquire() as conn:
-            principal, secret = await create_token(conn, body.role, body.name)
-        return {"token_id": principal.token_id, "name": principal.name, "role": principal.role.value, "token": secret}
 
     @app.get("/v1/me", tags=["tokens"], summary="Who this token is: name, role and what the role may do",
              dependencies=[needs(Permission.READ)])

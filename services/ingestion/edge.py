@@ -50,7 +50,8 @@ class IntakeEdge:
             elif name == b"content-length":
                 length = value.decode("latin-1")
         try:
-            answer = await handler(self.app.state.runtime, authorization, Body(receive, length))
+            peer = scope.get("client")
+            answer = await handler(self.app.state.runtime, authorization, Body(receive, length), peer[0] if peer else "")
         except ApiError as exc:
             answer = error_answer(exc)
         except ClientDisconnect:

@@ -131,9 +131,9 @@ def _invalid_json(exc: ValidationError, endpoint: str) -> None:
         raise ApiError(400, "the body is not valid JSON", errors[0]["msg"]) from None
 
 
-async def native(rt: Runtime, authorization: str, body: Body) -> Answer:
+async def native(rt: Runtime, authorization: str, body: Body, client: str = "") -> Answer:
     """POST /v1/alerts: one native alert or a list of them."""
-    principal = await authorize(rt.pool, rt.tokens, authorization, Permission.SEND_ALERTS)
+    principal = await authorize(rt.pool, rt.tokens, authorization, Permission.SEND_ALERTS, client)
     raw = await body.read("native", MAX_REQUEST_BYTES, ALERTS_REFUSED)
     try:
         # Strict JSON: a timestamp must be RFC 3339 text, not a number read as Unix time.
@@ -150,9 +150,15 @@ async def native(rt: Runtime, authorization: str, body: Body) -> Answer:
     return _accepted(await _publish(rt, principal, alerts, "api"))
 
 
-async def alertmanager_webhook(rt: Runtime, authorization: str, body: Body) -> Answer:
+async def alertmanager_webhook(rt: Runtime, authorization: str, body: Body, client: str = "") -> Answer:
     """POST /v1/integrations/alertmanager: an Alertmanager (version 4) or Grafana webhook."""
-    principal = await authorize(rt.pool, rt.tokens, authorization, Permission.SEND_ALERTS)
+    try:
+        principal = await authorize(rt.pool, rt.tokens, authorization, Permission.SEND_ALERTS, client)
+    except ApiError as exc:
+        if exc.status != 429:
+            raise
+        # Slowed after failed authentication: Alertmanager drops a group answered 429, retries a 503.
+        raise ApiError(_THROTTLED_STATUS["alertmanager"], exc.error, exc.detail, headers=exc.headers) from None
     raw = await body.read("alertmanager", MAX_REQUEST_BYTES, ALERTS_REFUSED)
     try:
         payload = alertmanager.AlertmanagerPayload.model_validate_json(raw)
@@ -185,7 +191,7 @@ def _pd_invalid(exc: ValidationError) -> Answer:
                       [f"{d['field']}: {d['message']}" for d in field_errors(exc.errors())])
 
 
-async def pagerduty_events(rt: Runtime, authorization: str, body: Body) -> Answer:
+async def pagerduty_events(rt: Runtime, authorization: str, body: Body, client: str = "") -> Answer:
     """POST /v2/enqueue: PagerDuty Events API v2, answering as PagerDuty does."""
     try:
         raw = await body.read("pagerduty", pagerduty.MAX_BYTES)
@@ -199,7 +205,7 @@ async def pagerduty_events(rt: Runtime, authorization: str, body: Body) -> Answe
     except pagerduty.Invalid as exc:
         return _pd_answer(400, "Event object is invalid", exc.errors)
     try:
-        principal = await principal_for(rt.pool, rt.tokens, event.routing_key)
+        principal = await principal_for(rt.pool, rt.tokens, event.routing_key, client)
     except ApiError as exc:
         return _pd_answer(exc.status, exc.error, [], headers=exc.headers)
     if principal is None or principal.role is not Role.INTEGRATION:

@@ -9,6 +9,7 @@ from pydantic import BaseModel
 from . import intake
 from .body import Answer, Body
 from .formats.pagerduty import PagerDutyAccepted
+from .security import client_of
 
 router = APIRouter(tags=["alerts"])
 
@@ -25,7 +26,8 @@ def _body_schema(ref: str) -> dict:
 async def _serve(request: Request, handler) -> Response:
     # An ApiError raised here is answered by errors.py, as for every other route.
     body = Body(request.receive, request.headers.get("content-length"))
-    answer: Answer = await handler(request.app.state.runtime, request.headers.get("authorization", ""), body)
+    answer: Answer = await handler(request.app.state.runtime, request.headers.get("authorization", ""), body,
+                                   client_of(request))
     return Response(answer.body, status_code=answer.status, headers=answer.headers, media_type="application/json")
 
 

@@ -41,6 +41,7 @@ class TokenCreated(BaseModel):
     token_id: str
     name: str
     role: str
+    expires_at: str | None = None
     token: str
 
 
@@ -129,16 +130,63 @@ SCHEMAS: dict[str, dict] = {
     },
     "ExportBundle": {
         "type": "object",
-        "required": ["incident", "timeline", "audit_events", "communication_log", "evidence", "alerts"],
+        "required": ["incident", "timeline", "audit_events", "audit_chain", "communication_log", "evidence", "alerts"],
         "properties": {
             "incident": {"type": "object"},
             "timeline": _LIST,
-            "audit_events": _LIST,
+            "audit_events": {"type": "array", "items": {"$ref": _REF.format(model="ChainedAuditEvent")},
+                             "description": "every audit event in version order, each with its hash and prev_hash"},
+            "audit_chain": {"$ref": _REF.format(model="AuditChain")},
             "communication_log": _LIST,
             "evidence": _LIST,
             "alerts": {"type": "array", "items": {"$ref": _REF.format(model="AlertReference")}},
             "postmortem": {"type": ["object", "null"]},
         },
+    },
+    "ChainedAuditEvent": {
+        "type": "object",
+        "required": ["event_id", "incident_id", "version", "type", "change", "actor", "occurred_at", "summary", "data",
+                     "prev_hash", "hash"],
+        "properties": {
+            "event_id": {"type": "string"}, "incident_id": {"type": "string"}, "version": {"type": "integer"},
+            "type": {"type": "string"}, "change": {"type": "string"}, "actor": {"type": "string"},
+            "occurred_at": {"type": "string"}, "summary": {"type": "string"}, "causation_id": _nullable("string"),
+            "data": {"type": "object"}, "recorded_at": _nullable("string"),
+            "prev_hash": {**_nullable("string"), "description": "the previous event's hash (64 zeros for the first)"},
+            "hash": {**_nullable("string"), "description": "SHA-256 of this event's canonical form (README, "
+                                                           "\"The audit chain\"); null before the chain existed"},
+        },
+    },
+    "AuditChain": {
+        "type": "object",
+        "required": ["algorithm", "fields", "genesis", "head", "verified", "broken_at"],
+        "properties": {
+            "algorithm": {"const": "sha256"},
+            "fields": {"type": "array", "items": {"type": "string"}, "description": "what the canonical form holds"},
+            "genesis": {"type": "string", "description": "the first event's prev_hash"},
+            "head": {**_nullable("string"), "description": "the chain head stored with the incident"},
+            "verified": {"type": "boolean", "description": "whether the server found the chain intact"},
+            "broken_at": {"type": ["object", "null"], "description": "the first broken link: incident_id, version, "
+                                                                   "event_id, reason"},
+        },
+    },
+    "TokenInfo": {
+        "type": "object",
+        "description": "A token or integration key as listed: never its secret or its hash.",
+        "required": ["token_id", "name", "role", "created_at", "last_used_at", "expires_at", "revoked_at"],
+        "properties": {
+            "token_id": {"type": "string"}, "name": {"type": "string"}, "role": {"type": "string"},
+            "created_at": {"type": "string"},
+            "last_used_at": {**_nullable("string"), "description": "when the API last checked it (to within 30 s)"},
+            "expires_at": {**_nullable("string"), "description": "from then on it answers 401 (null: never)"},
+            "revoked_at": _nullable("string"),
+        },
+    },
+    "TokenList": {
+        "type": "object",
+        "required": ["tokens", "count"],
+        "properties": {"tokens": {"type": "array", "items": {"$ref": _REF.format(model="TokenInfo")}},
+                       "count": {"type": "integer", "minimum": 0}},
     },
     "Readiness": {
         "type": "object",
@@ -163,6 +211,8 @@ _OK_SCHEMA = {
     ("post", "/v1/incidents/{incident_id}/postmortem/complete"): "Postmortem",
     ("get", "/v1/incidents/{incident_id}/export"): "ExportBundle",
     ("post", "/v1/tokens"): "TokenCreated",
+    ("get", "/v1/tokens"): "TokenList",
+    ("delete", "/v1/tokens/{token_id}"): "TokenInfo",
     ("get", "/v1/me"): "Me",
     ("get", "/readyz"): "Readiness",
 }
@@ -233,16 +283,18 @@ def _errors_for(method: str, path: str, operation: dict) -> dict[str, dict]:
         return {
             "400": _error("Invalid event (the errors name the fields), or an unknown routing_key", "PagerDutyRefused"),
             "413": _error("The event is larger than 512 KB", "PagerDutyRefused"),
-            "429": _error("The integration exceeded its rate limit", "PagerDutyRefused", _RETRY_AFTER),
+            "429": _error("The integration exceeded its rate limit, or this client failed authentication too often",
+                          "PagerDutyRefused", _RETRY_AFTER),
             "503": _error("The broker did not acknowledge the event; retry", "PagerDutyRefused"),
         }
     if _OPSGENIE.match(path):
         refused = "OpsgenieRefused"
         errors = {
-            "401": _error("Missing, unknown or revoked integration key", refused, _GENIE),
+            "401": _error("Missing, unknown, revoked or expired integration key", refused, _GENIE),
             "403": _error("Not an integration key", refused),
             "404": _error("No such alert, request or heartbeat (or not processed yet)", refused),
-            "429": _error("The integration exceeded its rate limit", refused, _RETRY_AFTER),
+            "429": _error("The integration exceeded its rate limit, or this client failed authentication too often "
+                          "(then the body is the API's error shape)", refused, _RETRY_AFTER),
             "503": _error("The broker (or, for notes and request status, the database) is not reachable; retry",
                           refused),
         }
@@ -265,21 +317,31 @@ def _errors_for(method: str, path: str, operation: dict) -> dict[str, dict]:
         return errors
     if takes_input:
         errors["400"] = _error("Invalid request: the error names the field")
-    errors["401"] = _error("Missing, unknown or revoked credentials", headers=_BEARER)
+    errors["401"] = _error("Missing, unknown, revoked or expired credentials (the error says which)", headers=_BEARER)
     errors["403"] = _error("The credential's role may not do this")
+    if path != "/v1/integrations/alertmanager":  # Alertmanager drops a group answered 429: 503 there
+        errors["429"] = _error("This client failed authentication too often: wait Retry-After seconds",
+                               headers=_RETRY_AFTER)
     if path in _INTAKE:
         errors["413"] = _error("The request is too large")
         if path == "/v1/alerts":
-            errors["429"] = _error("The integration exceeded its rate limit", headers=_RETRY_AFTER)
+            errors["429"] = _error("The integration exceeded its rate limit, or this client failed authentication "
+                                   "too often", headers=_RETRY_AFTER)
             errors["503"] = _error("The broker did not acknowledge the alerts; retry", headers=_RETRY_AFTER)
         else:
             # Alertmanager retries a 5xx but drops the group on a 429.
-            errors["503"] = _error("The integration exceeded its rate limit, or the broker did not acknowledge "
-                                   "the alerts; retry after Retry-After", headers=_RETRY_AFTER)
+            errors["503"] = _error("The integration exceeded its rate limit, this client failed authentication too "
+                                   "often, or the broker did not acknowledge the alerts; retry after Retry-After",
+                                   headers=_RETRY_AFTER)
     if path.startswith("/v1/heartbeats"):
         errors["404"] = _error("No heartbeat of that name in the configuration")
-        errors["429"] = _error("The integration exceeded its rate limit", headers=_RETRY_AFTER)
+        errors["429"] = _error("The integration exceeded its rate limit, or this client failed authentication too "
+                               "often", headers=_RETRY_AFTER)
         errors["503"] = _error("The broker did not acknowledge the ping; retry")
+    if path == "/v1/tokens/{token_id}":
+        errors["404"] = _error("No such token")
+    if (method, path) == ("post", "/v1/tokens"):
+        errors["409"] = _error("expires_at is already past")
     if path.startswith("/v1/feed-tokens"):
         if method == "post":
             errors["404"] = _error("No such rotation or person in the organisation")

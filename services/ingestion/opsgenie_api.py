@@ -29,7 +29,7 @@ from .errors import ApiError, field_errors
 from .formats import opsgenie as og
 from .intake import ALERTS_REFUSED, _publish
 from .runtime import Runtime
-from .security import actor_name, principal_for
+from .security import actor_name, client_of, principal_for
 
 router = APIRouter(tags=["opsgenie"])
 MAX_REQUEST_BYTES = 512 * 1024
@@ -82,7 +82,7 @@ async def integration(request: Request) -> Principal:
     principal = getattr(request.state, "principal", None)
     if principal is None:
         rt = _rt(request)
-        principal = await principal_for(rt.pool, rt.tokens, genie_key(request))
+        principal = await principal_for(rt.pool, rt.tokens, genie_key(request), client_of(request))
     if principal is None:
         raise OpsgenieError(401, "Could not authenticate: unknown or revoked key",
                             headers={"WWW-Authenticate": "GenieKey"})

@@ -8,6 +8,7 @@ import yaml
 
 from shared.db import alert_refs, queries
 from shared.db.incident_rows import summary_of_row
+from shared.domain.audit_chain import chain_summary
 
 RECENT_ALERTS = 50  # the first of ``alerts``, kept under the name earlier clients read
 
@@ -115,11 +116,14 @@ def yaml_record(row: asyncpg.Record) -> str:
 async def export_bundle(conn: asyncpg.Connection, row: asyncpg.Record) -> dict[str, Any]:
     incident_id = row["incident_id"]
     record = row["record"]
+    events = await queries.audit_events(conn, incident_id)
     return {
         "incident": {k: v for k, v in record.items() if k not in ("milestones",)},
         "mttr_minutes": row["mttr_minutes"],
         "timeline": await queries.timeline(conn, incident_id),
-        "audit_events": await queries.audit_events(conn, incident_id),
+        "audit_events": events,
+        # Each event carries prev_hash and hash; the head is the incident's (its newest event's).
+        "audit_chain": chain_summary(incident_id, events, row["audit_head"]),
         "communication_log": await queries.communication_log(conn, incident_id),
         "evidence": await queries.evidence(conn, incident_id),
         "alerts": await alert_refs.references(conn, incident_id, limit=None),

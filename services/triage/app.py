@@ -27,7 +27,7 @@ from shared.domain.organisation import Organisation
 from shared.kafka.batches import batch_agent, write
 from shared.kafka.faust_app import Lazy, create_app, declare, table
 from shared.kafka.partitioning import partition_of
-from shared.kafka.streams import Outbox, decode, key_of, origin_of
+from shared.kafka.streams import Outbox, decode, key_of, origin_of, written_at
 from shared.kafka.view import Derived, whole_topic
 from shared.messages import (
     CommandEnvelope,
@@ -47,6 +47,7 @@ from .handlers import (
     FingerprintRecord,
     IncidentRecord,
     OpenNew,
+    applied_at,
     apply_command,
     apply_link,
     correlation_for,
@@ -151,13 +152,14 @@ def build(settings: Settings, org: Organisation) -> faust.App:
                 incident_id = await allocate_incident_id(await pool.get(), opening, message.alert.received_at.date())
                 await outbox.send(commands, incident_id, open_command(message, incident_id, route.previous_incident_id))
                 record = CorrelationRecord(incident_id=incident_id, positions=record.positions)
-                fold = IncidentFold(incident_id=incident_id, firing=0, distinct=0)
+                fold = IncidentFold(incident_id=incident_id, firing=0, distinct=0, max_alert_age=org.max_alert_age)
                 fold.opening(message)
             else:
                 assert isinstance(route, Attach)
                 if fold is None or fold.incident_id != route.incident_id:
                     await flush()
-                    fold = IncidentFold(incident_id=route.incident_id, firing=record.firing, distinct=record.distinct)
+                    fold = IncidentFold(incident_id=route.incident_id, firing=record.firing, distinct=record.distinct,
+                                        max_alert_age=org.max_alert_age)
                 fold.add(message, stored(message.fingerprint))
         await flush()
         return record, states
@@ -219,7 +221,6 @@ def build(settings: Settings, org: Organisation) -> faust.App:
         """Apply each command through the lifecycle and publish its audit events."""
         outbox = Outbox()
         pending: dict[str, tuple] = {}
-        now = utcnow()
         for event in events:
             envelope = await decode(event, CommandEnvelope, dead, SERVICE)
             if envelope is None:
@@ -229,6 +230,8 @@ def build(settings: Settings, org: Organisation) -> faust.App:
                 log.warning("command keyed %r names incident %r; using the key's record", key, envelope.incident_id)
             record = pending[key][1] if key in pending else IncidentRecord.model_validate(incidents.get(key) or {})
             current = await org_with_overrides.get() if isinstance(envelope.command, OpenIncident) else org
+            # The message's time, not the clock's: a redelivered command makes the same events.
+            now = applied_at(record, written_at(event))
             outcome = apply_command(record, envelope, origin_of(event).offset, current, now)
             if outcome.record is not record:
                 pending[key] = (event, outcome.record)

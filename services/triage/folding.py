@@ -13,12 +13,13 @@ however many fingerprints the incident already has.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from pydantic import BaseModel
 
 from shared.domain.alerts import AlertAction, AlertRef, AlertStatus, fold_ref
 from shared.domain.commands import AlertOrigin, AttachAlerts
+from shared.domain.detection import DEFAULT_MAX_ALERT_AGE
 from shared.messages import CommandEnvelope, CorrelateAlert
 
 from .handlers import CorrelationRecord
@@ -46,8 +47,10 @@ class IncidentFold:
     states: dict[str, FingerprintState] = field(default_factory=dict)
     origins: list[AlertOrigin] = field(default_factory=list)
     detected_at: datetime | None = None
+    detected_at_clamped: datetime | None = None  # the starts_at detected_at was clamped from, if it was
     first_trigger_summary: str | None = None
     last: CorrelateAlert | None = None
+    max_alert_age: timedelta = DEFAULT_MAX_ALERT_AGE  # the organisation's (detection.py)
 
     def previous(self, fingerprint: str, stored: FingerprintState | None) -> AlertRef | None:
         """The fingerprint's reference on this incident before this alert (None: new to it)."""
@@ -81,8 +84,9 @@ class IncidentFold:
         if alert.action is AlertAction.TRIGGER:
             if self.first_trigger_summary is None:
                 self.first_trigger_summary = alert.summary
-            if self.detected_at is None or alert.detected_at < self.detected_at:
-                self.detected_at = alert.detected_at
+            detection = alert.detection(self.max_alert_age)
+            if self.detected_at is None or detection.at < self.detected_at:
+                self.detected_at, self.detected_at_clamped = detection.at, detection.clamped_from
         self.last = message
 
     def command(self) -> CommandEnvelope | None:
@@ -102,6 +106,7 @@ class IncidentFold:
                 firing_alerts=max(self.firing, 0),
                 distinct_alerts=self.distinct,
                 detected_at=self.detected_at,
+                detected_at_clamped=self.detected_at_clamped,
                 first_trigger_summary=self.first_trigger_summary,
             ),
         )

@@ -69,6 +69,17 @@ class IncidentRecord(BaseModel):
     applied_offset: int = -1
     positions: dict[str, int] = {}
     recent_commands: list[str] = []
+    # The hash of the incident's last audit event: the next one's prev_hash (audit_chain.py).
+    audit_head: str | None = None
+
+
+def applied_at(record: IncidentRecord, command_timestamp: datetime) -> datetime:
+    """When a command counts as applied: the time its message was written to the broker,
+    never before the incident's last change. Taken from the message, not the clock, so a
+    command delivered again after a crash makes the same events, hashes included: the audit
+    chain cannot fork on a redelivery."""
+    last = record.incident.updated_at if record.incident is not None else None
+    return max(command_timestamp, last) if last is not None else command_timestamp
 
 
 def seen(positions: dict[str, int], origin: Origin) -> bool:
@@ -200,9 +211,11 @@ def apply_command(
         return Outcome(record=record.model_copy(update=bookkeeping), result=result)
 
     events: list[AuditEvent] = []
+    head = record.audit_head
     for change in changes:
         state = evolve(state, change)
-        events.append(audit_event(change, state, envelope.command_id))
+        events.append(audit_event(change, state, envelope.command_id, head))
+        head = events[-1].hash
     result = CommandResult(
         command_id=envelope.command_id,
         incident_id=envelope.incident_id,
@@ -221,7 +234,7 @@ def apply_command(
             version=state.version,
         )
     return Outcome(
-        record=record.model_copy(update={**bookkeeping, "incident": state}),
+        record=record.model_copy(update={**bookkeeping, "incident": state, "audit_head": head}),
         events=events,
         result=result,
         link=link,

@@ -13,7 +13,9 @@ from ..domain.incident_summary import FIELDS, IncidentSummary
 # kept once known, and what identifies the incident never changes after it opened.
 _KEPT = {"incident_id", "correlation_key", "opened_at"}
 _MERGED = {"first_resolved_at": "COALESCE(incidents.first_resolved_at, EXCLUDED.first_resolved_at)"}
-_COLUMNS = (*FIELDS, "record")
+# Stored beside the projection's fields: the snapshot, and the audit chain's head.
+BESIDE = ("record", "audit_head")
+_COLUMNS = (*FIELDS, *BESIDE)
 
 UPSERT_INCIDENT = (
     f"INSERT INTO incidents ({', '.join(_COLUMNS)}) "
@@ -28,9 +30,12 @@ def _param(value: Any) -> Any:
     return value.value if isinstance(value, Enum) else value
 
 
-def incident_params(summary: IncidentSummary, record: dict[str, Any]) -> tuple:
-    """The upsert's arguments: the projection's fields in order, then the record (jsonb)."""
-    return (*(_param(getattr(summary, name)) for name in FIELDS), record)
+def incident_params(summary: IncidentSummary, record: dict[str, Any], audit_head: str | None) -> tuple:
+    """The upsert's arguments: the projection's fields in order, the record (jsonb), the chain head.
+
+    The head is the newest version's event hash, and a row is replaced only by a higher
+    version: an event delivered again (the same hash) never moves it."""
+    return (*(_param(getattr(summary, name)) for name in FIELDS), record, audit_head)
 
 
 def _json(value: Any) -> Any:

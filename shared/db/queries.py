@@ -39,8 +39,8 @@ async def timeline(conn: asyncpg.Connection, incident_id: str) -> list[dict[str,
 
 async def audit_events(conn: asyncpg.Connection, incident_id: str) -> list[dict[str, Any]]:
     rows = await conn.fetch(
-        "SELECT event_id, type, change, actor, occurred_at, summary, version, causation_id, data, recorded_at"
-        " FROM audit_events WHERE incident_id = $1 ORDER BY version",
+        "SELECT event_id, incident_id, type, change, actor, occurred_at, summary, version, causation_id, data,"
+        " prev_hash, hash, recorded_at FROM audit_events WHERE incident_id = $1 ORDER BY version",
         incident_id,
     )
     return [

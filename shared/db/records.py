@@ -126,9 +126,10 @@ def alert_receipts(event: AuditEvent) -> list[tuple]:
 async def _write_events(conn: asyncpg.Connection, events: list[RecordedEvent], refs_cap: int) -> None:
     await conn.executemany(
         "INSERT INTO audit_events (event_id, incident_id, version, type, change, actor, occurred_at, summary,"
-        " causation_id, data) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10) ON CONFLICT (event_id) DO NOTHING",
+        " causation_id, data, prev_hash, hash) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12)"
+        " ON CONFLICT (event_id) DO NOTHING",
         [(e.event_id, e.incident_id, e.version, e.type, e.change, e.actor, e.occurred_at, e.summary, e.causation_id,
-          e.data) for e in (m.event for m in events)],
+          e.data, e.prev_hash, e.hash) for e in (m.event for m in events)],
     )
     # One incident row per incident and batch: the newest version's (older ones would lose anyway).
     newest: dict[str, RecordedEvent] = {}
@@ -136,7 +137,8 @@ async def _write_events(conn: asyncpg.Connection, events: list[RecordedEvent], r
         kept = newest.get(m.event.incident_id)
         if kept is None or m.event.version > kept.event.version:
             newest[m.event.incident_id] = m
-    await conn.executemany(UPSERT_INCIDENT, [incident_params(m.summary, m.record) for m in newest.values()])
+    await conn.executemany(UPSERT_INCIDENT, [incident_params(m.summary, m.record, m.event.hash)
+                                             for m in newest.values()])
     await store_refs(conn, ((m.event.incident_id, ref) for m in events for ref in m.refs), refs_cap)
     receipts = [row for m in events for row in alert_receipts(m.event)]
     if receipts:

@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import Enum
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from .detection import Detection, detection_of
 from .organisation import Organisation
 
 
@@ -59,10 +60,9 @@ class Alert(BaseModel):
     def name(self) -> str:
         return self.alert_name or self.labels.get("alertname") or self.summary
 
-    @property
-    def detected_at(self) -> datetime:
-        """The source's start time, but never later than our receipt (skewed clocks)."""
-        return min(self.starts_at, self.received_at) if self.starts_at else self.received_at
+    def detection(self, max_age: timedelta) -> Detection:
+        """When this alert says its problem was detected, within limits (detection.py)."""
+        return detection_of(self.starts_at, self.received_at, max_age)
 
 
 def _digest(*parts: str) -> str:

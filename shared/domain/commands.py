@@ -62,6 +62,8 @@ class AttachAlerts(_Command):
     distinct_alerts: int = Field(ge=0)
     # The earliest start a trigger of the batch reports (detection never later than it).
     detected_at: datetime | None = None
+    # The starts_at that detected_at was clamped from (older than max_alert_age), if it was.
+    detected_at_clamped: datetime | None = None
     first_trigger_summary: str | None = None
 
 

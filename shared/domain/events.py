@@ -32,6 +32,8 @@ class Opened(_Event):
     refs: list[AlertRef] = []
     # The opening alert's id, so its record (and an Opsgenie request's status) can be found by it.
     alert_id: str | None = None
+    # The opening alert's starts_at when detection was clamped (in the audit data, so in the chain).
+    detected_at_clamped: datetime | None = None
 
     @property
     def audit_type(self) -> str:
@@ -57,6 +59,8 @@ class AlertsAttached(_Event):
     # Set when an alert says the problem started before the incident's detection
     # (e.g. Alertmanager's startsAt arriving after a PagerDuty event without one).
     detected_at: datetime | None = None
+    # The starts_at that detected_at was clamped from (older than max_alert_age), if it was.
+    detected_at_clamped: datetime | None = None
 
     def describe(self) -> str:
         if self.count == 1 and self.refs:
@@ -305,6 +309,7 @@ def _apply(state: Incident, event: _Event) -> Incident:  # noqa: C901 - one bran
         }
         if event.detected_at is not None:
             update["detected_at"] = event.detected_at
+            update["detected_at_clamped"] = event.detected_at_clamped
         return state.model_copy(update=update)
     if isinstance(event, Acknowledged):
         return state.model_copy(update={"status": IncidentStatus.ACKNOWLEDGED, "acknowledged_at": event.at})

@@ -136,6 +136,9 @@ class Incident(BaseModel):
     distinct_alerts: int = 0
     firing_alerts: int = 0
     detected_at: datetime
+    # The alert's starts_at when it was older than max_alert_age: detected_at is then the
+    # receipt minus that age (detection.py), and MTTR counts from there.
+    detected_at_clamped: datetime | None = None
     opened_at: datetime
     acknowledged_at: datetime | None = None
     resolved_at: datetime | None = None

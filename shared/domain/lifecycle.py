@@ -36,6 +36,7 @@ from .commands import (
 )
 from . import postmortems
 from .decisions import Context, NotFound, Rejected, require
+from .detection import Detection
 from .escalation import plan_for
 from .events import (
     Acknowledged,
@@ -82,8 +83,10 @@ def decide(state: Incident | None, command, ctx: Context) -> list[_Event]:
             return []  # already opened: a redelivered open is a no-op
         alert = command.alert
         refs = [fold_ref(None, alert, command.fingerprint or alert.alert_id)] if alert is not None else []
-        return [Opened(actor=ctx.actor, at=ctx.now, incident=_new_incident(state, command, ctx), refs=refs,
-                       alert_id=alert.alert_id if alert is not None else None)]
+        incident = _new_incident(state, command, ctx)
+        return [Opened(actor=ctx.actor, at=ctx.now, incident=incident, refs=refs,
+                       alert_id=alert.alert_id if alert is not None else None,
+                       detected_at_clamped=incident.detected_at_clamped)]
     if state is None:
         raise NotFound("no such incident")
     handler = _HANDLERS.get(type(command))
@@ -103,7 +106,7 @@ def _new_incident(_: None, command: OpenIncident, ctx: Context) -> Incident:
             labels=alert.labels,
             annotations=alert.annotations,
         )
-        title, detected = alert.summary, alert.detected_at
+        title, detection = alert.summary, alert.detection(org.max_alert_age)
     else:
         facts = Facts(
             service=command.service or "unknown",
@@ -111,7 +114,7 @@ def _new_incident(_: None, command: OpenIncident, ctx: Context) -> Incident:
             labels=command.labels,
             category=command.category,
         )
-        title, detected = command.title or "Declared incident", ctx.now
+        title, detection = command.title or "Declared incident", Detection(ctx.now)
     verdict = classify(facts, org, severity_override=command.severity)
     team_config = org.teams.get(verdict.team)
     commander = command.commander
@@ -159,7 +162,8 @@ def _new_incident(_: None, command: OpenIncident, ctx: Context) -> Incident:
         alert_count=1 if alert is not None else 0,
         distinct_alerts=1 if alert is not None else 0,
         firing_alerts=1 if alert is not None and alert.action is not AlertAction.RESOLVE else 0,
-        detected_at=detected,
+        detected_at=detection.at,
+        detected_at_clamped=detection.clamped_from,
         opened_at=ctx.now,
         updated_at=ctx.now,
         mttr_target_minutes=_mttr_target(org, verdict.severity),
@@ -187,15 +191,15 @@ def _attach_alerts(state: Incident, command: AttachAlerts, ctx: Context) -> list
         summary = command.first_trigger_summary or "an alert fired again"
         events.append(Reopened(actor=actor, at=ctx.now, reason=f"recurrence: {summary}", recurrence=True))
     # Detection is the earliest start any alert of this episode reports.
-    earlier = None
+    earlier = clamped = None
     if triggers and state.status.is_open and command.detected_at is not None and command.detected_at < state.detected_at:
-        earlier = command.detected_at
+        earlier, clamped = command.detected_at, command.detected_at_clamped
     events.append(
         AlertsAttached(
             actor=actor, at=ctx.now, count=len(actions), firing=triggers, resolved=resolves, acknowledged=acknowledges,
             refs=command.refs, alerts=command.origins, firing_alerts=command.firing_alerts,
             distinct_alerts=command.distinct_alerts,
-            detected_at=earlier,
+            detected_at=earlier, detected_at_clamped=clamped,
         )
     )
     status = T if reopened else state.status

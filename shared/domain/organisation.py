@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from .detection import DEFAULT_MAX_ALERT_AGE
 from .durations import parse_duration
 
 
@@ -314,6 +315,8 @@ class Organisation(_Frozen):
     incident_url: str = "http://127.0.0.1:8080/v1/incidents/{incident_id}"
     reopen_window: timedelta = timedelta(hours=72)
     metrics_window: timedelta = timedelta(days=30)
+    # An alert's starts_at older than this before its receipt counts as receipt minus this (detection.py).
+    max_alert_age: timedelta = DEFAULT_MAX_ALERT_AGE
     group_by: list[str] = ["alertname"]
     fingerprint_labels: list[str] = []
     evidence_max_bytes: int = Field(default=65536, ge=1024)
@@ -336,7 +339,14 @@ class Organisation(_Frozen):
     notifications: NotificationPolicy = NotificationPolicy()
     heartbeats: dict[str, Heartbeat] = {}
 
-    _d = field_validator("reopen_window", "metrics_window", mode="before")(_duration)
+    _d = field_validator("reopen_window", "metrics_window", "max_alert_age", mode="before")(_duration)
+
+    @field_validator("max_alert_age")
+    @classmethod
+    def _positive_age(cls, value: timedelta) -> timedelta:
+        if value <= timedelta(0):
+            raise ValueError("max_alert_age must be positive")
+        return value
 
     @field_validator("mttr_targets", "update_cadence", mode="before")
     @classmethod

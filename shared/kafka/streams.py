@@ -24,6 +24,15 @@ def origin_of(event) -> Origin:
     return Origin(topic=message.topic, partition=message.partition, offset=message.offset)
 
 
+def written_at(event) -> datetime:
+    """When the event's message was written to the broker (its record timestamp): the same
+    on every delivery, unlike the clock. The clock only for a record without one."""
+    stamp = getattr(event.message, "timestamp", None)
+    if not stamp or stamp <= 0:
+        return datetime.now(timezone.utc)
+    return datetime.fromtimestamp(stamp, timezone.utc)
+
+
 def key_of(event) -> str:
     key = event.key
     if isinstance(key, bytes):

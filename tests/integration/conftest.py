@@ -13,7 +13,7 @@ import asyncpg
 import httpx
 import pytest
 
-from harness import REPO, SERVICES, Platform, test_environment
+from harness import REPO, SERVICES, Platform, remember_secret, test_environment
 from shared.auth import Role
 from shared.db.migrate import migrate
 from shared.db.tokens import create_token
@@ -62,7 +62,7 @@ def tokens(platform: Platform) -> dict[str, str]:
             made = {}
             for role in Role:
                 _, secret = await create_token(conn, role, f"test-{role.value}")
-                made[role.value] = secret
+                made[role.value] = remember_secret(secret)
             return made
         finally:
             await conn.close()

@@ -25,6 +25,22 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 REPO = Path(__file__).resolve().parents[2]
 SERVICES = ("ingestion", "recorder", "triage", "escalation", "notification", "metrics", "web")
 TEST_CONFIG = Path(__file__).with_name("organisation.yaml")
+# Every token and integration key this run made: none may appear in a service's log
+# (tests/integration/test_zz_secrets_never_logged.py reads the logs at the end of the run).
+CREATED_SECRETS: list[str] = []
+
+
+def remember_secret(secret: str) -> str:
+    CREATED_SECRETS.append(secret)
+    return secret
+
+
+def incidentctl(api_url: str, token: str, *args: str) -> subprocess.CompletedProcess:
+    """The installed incidentctl as a shell runs it, with only this API and token (no credentials file)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("INCIDENT_")}
+    env.update(INCIDENT_API_URL=api_url, INCIDENT_TOKEN=token, INCIDENT_CREDENTIALS="/nonexistent")
+    return subprocess.run([str(Path(sys.executable).with_name("incidentctl")), *args], env=env, capture_output=True,
+                          text=True, timeout=60)
 
 
 def wait_until(condition: Callable[[], Any], timeout: float = 30.0, interval: float = 0.1, what: str = "condition"):

@@ -6,6 +6,8 @@ import os
 
 import asyncpg
 
+from harness import remember_secret
+
 from shared.auth import Role
 from shared.db.tokens import create_token
 
@@ -17,7 +19,7 @@ def create_key(name: str, role: Role = Role.INTEGRATION) -> str:
         conn = await asyncpg.connect(os.environ["DATABASE_URL"])
         try:
             _, secret = await create_token(conn, role, name)
-            return secret
+            return remember_secret(secret)
         finally:
             await conn.close()
 

@@ -88,3 +88,7 @@ def test_thousand_alerts_ten_fingerprints_exactly_ten_incidents_across_a_triage_
     except AssertionError as exc:
         raise AssertionError(f"{exc}; last seen: {last.get('found')}; per hop: {_per_hop(set(names))}") from None
     assert {name: count for name, (_, count) in found.items()} == {name: 100 for name in names}
+    # Commands triage applied again after the kill made the same events: no chain forked.
+    for incident_id, _ in found.values():
+        chain = admin.get(f"/v1/incidents/{incident_id}/export").json()["audit_chain"]
+        assert chain["verified"], f"{incident_id}: {chain['broken_at']}"

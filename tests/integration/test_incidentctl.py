@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from harness import incident_for
+from harness import incident_for, remember_secret
 
 INCIDENTCTL = Path(sys.executable).with_name("incidentctl")
 
@@ -133,11 +133,11 @@ def test_errors_are_clear_and_exit_codes_reliable(ctl, tokens):
 
 def test_token_create_prints_a_working_token_once(ctl, unique):
     created = _ok(ctl("token", "create", "--role", "observability-engineer", "--name", f"cli-{unique}"))
-    token = created.out.strip()
+    token = remember_secret(created.out.strip())
     assert token.startswith("inc_") and "\n" not in token
     assert "shown only this once" in created.err
     assert _ok(ctl("list", token=token)).out
     as_json = _ok(ctl("token", "create", "--role", "integration", "--name", f"cli-key-{unique}", "-o", "json")).json()
-    assert as_json["role"] == "integration" and len(as_json["token"]) == 32
+    assert as_json["role"] == "integration" and len(remember_secret(as_json["token"])) == 32
     denied = ctl("token", "create", "--role", "platform-admin", "--name", f"escalate-{unique}", token=token)
     assert denied.code == 4

@@ -12,6 +12,7 @@ from harness import incident_for, sql, wait_until
 from services.recorder.writer import BatchWriter
 from shared.db.pool import create_pool
 from shared.db.records import RecordedEvent
+from shared.db.incident_rows import BESIDE
 from shared.domain.incident_summary import FIELDS
 from shared.messages import AuditEvent
 
@@ -129,7 +130,7 @@ def test_an_older_reference_never_overwrites_a_newer_one(scratch, unique):
 def test_the_incidents_table_has_exactly_the_projections_columns(platform):
     columns = {r["column_name"] for r in sql(
         "SELECT column_name FROM information_schema.columns WHERE table_name = 'incidents'")}
-    assert columns == {*FIELDS, "record"}
+    assert columns == {*FIELDS, *BESIDE}
 
 
 def test_an_alerts_labels_reach_its_incident_record(platform, intake, admin, unique):

@@ -86,7 +86,7 @@ def fold_alerts(state: Incident, refs: dict, alerts, org: Organisation, offsets,
     from services.triage.folding import FingerprintState, IncidentFold
     from shared.messages import CorrelateAlert, Origin
 
-    fold = IncidentFold(state.incident_id, state.firing_alerts, state.distinct_alerts)
+    fold = IncidentFold(state.incident_id, state.firing_alerts, state.distinct_alerts, max_alert_age=org.max_alert_age)
     for alert in alerts:
         fp = fingerprint_ or fingerprint(alert, org)
         stored = refs.get(fp)

@@ -122,7 +122,7 @@ def test_alert_status_name_and_detection_time(now):
     alert = Alert(alert_id="a", service="s", summary="Disk full", received_at=now)
     assert alert.status is AlertStatus.FIRING
     assert alert.name == "Disk full"
-    assert alert.detected_at == now
+    assert alert.detection(timedelta(hours=24)).at == now
     assert alert.model_copy(update={"action": AlertAction.ACKNOWLEDGE}).status is AlertStatus.FIRING
     assert alert.model_copy(update={"action": AlertAction.RESOLVE}).status is AlertStatus.RESOLVED
     labelled = Alert(alert_id="a", service="s", summary="Disk full", labels={"alertname": "DiskFull"}, received_at=now)
@@ -130,4 +130,4 @@ def test_alert_status_name_and_detection_time(now):
     named = labelled.model_copy(update={"alert_name": "Named"})
     assert named.name == "Named"
     started = alert.model_copy(update={"starts_at": now - timedelta(minutes=3)})
-    assert started.detected_at == now - timedelta(minutes=3)
+    assert started.detection(timedelta(hours=24)).at == now - timedelta(minutes=3)

@@ -40,9 +40,10 @@ def _told(incident_id: str) -> list[str]:
 
 
 def test_a_window_holds_the_page_of_its_service_not_of_others_and_pages_when_it_ends(intake, admin, unique):
+    # 15 s: what is checked inside the window took longer than 6 s on a loaded machine.
     now = datetime.now(timezone.utc)
     created = admin.post("/v1/maintenance", json={
-        "services": ["maint-in-window"], "start": now.isoformat(), "end": (now + timedelta(seconds=6)).isoformat(),
+        "services": ["maint-in-window"], "start": now.isoformat(), "end": (now + timedelta(seconds=15)).isoformat(),
         "reason": f"database upgrade {unique}",
     })
     assert created.status_code == 201, created.text
@@ -71,7 +72,7 @@ def test_a_window_holds_the_page_of_its_service_not_of_others_and_pages_when_it_
     assert _entries(admin, inside, "escalated") == [] and _told(inside) == []
 
     # The window ends with the alert still firing: it pages (and is told) as usual.
-    page = wait_until(lambda: _entries(admin, inside, "escalated"), timeout=20, what="the page after the window")[0]
+    page = wait_until(lambda: _entries(admin, inside, "escalated"), timeout=30, what="the page after the window")[0]
     assert datetime.fromisoformat(page["occurred_at"]) >= ends
     assert "paged person:grace" in page["summary"]
     wait_until(lambda: _told(inside) == ["escalated"], what="the page told on the team topic (not the opening)")

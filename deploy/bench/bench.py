@@ -18,6 +18,7 @@ import asyncio
 import json
 import os
 import platform as host
+import signal
 import subprocess
 import sys
 from datetime import datetime, timezone
@@ -129,7 +130,14 @@ async def run(args, platform: Platform, am: AlertmanagerProcess, names: list[str
     return results
 
 
+def _stop_on_sigterm(signum, frame) -> None:
+    # A SIGTERM (bench.sh's trap, a stopped make) runs the finally blocks that stop the
+    # services and Alertmanager this process started, instead of leaving them behind.
+    raise SystemExit(128 + signum)
+
+
 def main() -> None:
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=3, help="intake rounds, us and Alertmanager alternating")
     parser.add_argument("--phase-seconds", type=float, default=5.0, help="length of one intake phase")

@@ -110,7 +110,7 @@ def test_an_agent_whose_commits_stay_put_while_messages_wait_is_a_stall():
     from shared.kafka.liveness import Progress, verdict
 
     progress = Progress()
-    a, b = TP("triage.alerts", 0), TP("triage.alerts", 1)
+    a = TP("triage.alerts", 0)
     assert progress.observe({"route": {a: (10, 50)}}, now=0.0) is None
     assert progress.observe({"route": {a: (30, 50)}}, now=20.0) is None  # it moved: progress
     stuck = progress.observe({"route": {a: (30, 60)}}, now=45.0)

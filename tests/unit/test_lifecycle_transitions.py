@@ -165,7 +165,6 @@ def test_evolve_without_a_state_needs_opened(now):
 
 
 def test_versions_increase_by_one_and_audit_types(open_incident, make_alert, org):
-    from shared.domain.alerts import fingerprint
     from shared.domain.commands import AddActionItem, EditPostmortem, CompletePostmortem
 
     line = open_incident(severity=Severity.SEV2)

@@ -6,7 +6,6 @@ from datetime import date, timedelta
 
 import pytest
 
-from shared.domain.alerts import fingerprint
 from shared.domain.commands import (
     Acknowledge,
     AddActionItem,

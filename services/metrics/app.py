@@ -41,16 +41,15 @@ def build(settings: Settings, org: Organisation) -> faust.App:
         """Count each message once: into its incident's facts, its notification log, or its
         partition's counts; one table write per key per batch (a storm's alerts.intake
         partition is one key: one write for hundreds of alerts)."""
-        pending: dict[tuple[int, str], tuple] = {}  # (table, key) -> (last event, new value)
-        stores = (facts, last_pings, notification_log, partition_counts)
+        pending: dict[tuple, tuple] = {}  # (table, key) -> (last event, new value)
 
         def get(store, key: str):
-            found = pending.get((id(store), key))
+            found = pending.get((store, key))
             return found[1] if found is not None else store.get(key)
 
         def put(store, event, key: str, value: dict | None) -> None:
             if value is not None:
-                pending[(id(store), key)] = (event, value)
+                pending[(store, key)] = (event, value)
 
         for event in events:
             origin = origin_of(event)
@@ -79,9 +78,8 @@ def build(settings: Settings, org: Organisation) -> faust.App:
                 # The topic's owner dead-letters its poison; a second dead letter from here would be
                 # counted as another rejection (and one about a dead letter would loop forever).
                 log.warning("not counted %s@%s: %s", origin.stream, origin.offset, str(exc).splitlines()[0])
-        by_id = {id(store): store for store in stores}
-        for (store_id, key), (event, value) in pending.items():
-            write(by_id[store_id], event, key, value)
+        for (store, key), (event, value) in pending.items():
+            write(store, event, key, value)
 
     sources = app.topic(*(spec.name for spec in _SOURCES), key_serializer="raw", value_serializer="raw")
     batch_agent(app, sources, fold, dead, SERVICE)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import time
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -14,6 +13,8 @@ from typing import Iterator
 
 import httpx
 import yaml
+
+from harness import wait_until
 
 BINARY = shutil.which("prometheus-alertmanager") or "/usr/bin/prometheus-alertmanager"
 
@@ -46,18 +47,18 @@ class AlertmanagerProcess:
                  f"--web.listen-address=127.0.0.1:{self.port}", "--cluster.listen-address=", "--log.level=info"],
                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
             )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+
+        def ready() -> bool:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"alertmanager exited with {self.proc.returncode}; see {self.log}")
-            try:
-                if httpx.get(f"{self.url}/-/ready", timeout=2).status_code == 200:
-                    return self.url
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)  # polling its readiness, the condition waited for
-        self.stop()
-        raise RuntimeError(f"alertmanager not ready after {timeout}s; see {self.log}")
+            return httpx.get(f"{self.url}/-/ready", timeout=2).status_code == 200
+
+        try:
+            wait_until(ready, timeout=timeout, interval=0.2, what=f"alertmanager to be ready (see {self.log})")
+        except AssertionError:
+            self.stop()
+            raise
+        return self.url
 
     def stop(self) -> None:
         if self.proc is None or self.proc.poll() is not None:

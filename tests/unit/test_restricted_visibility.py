@@ -119,3 +119,25 @@ def test_visible_facts_leave_a_restricted_incident_out_of_every_gauge(org, open_
     assert [f.incident_id for f in shown] == ["INC-2026-03-02-002"]
     assert sum(m.open_incidents(all_facts).values()) == 2 and sum(m.open_incidents(shown).values()) == 1
     assert m.open_incidents(shown) == {plain.state.severity.value: 1}
+
+
+def test_the_console_asks_for_the_numbers_without_restricted_incidents_unless_the_role_may_read_them():
+    import asyncio
+
+    import httpx
+
+    from services.web.metrics_reader import read_numbers
+
+    asked: list[str] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        asked.append(str(request.url))
+        return httpx.Response(200, text='incidents_open{severity="SEV2"} 1.0\n')
+
+    async def read(include_restricted: bool):
+        async with httpx.AsyncClient(transport=httpx.MockTransport(answer)) as http:
+            return await read_numbers(http, "http://metrics/metrics", include_restricted)
+
+    assert asyncio.run(read(False)).severity("incidents_open", "SEV2") == 1.0
+    asyncio.run(read(True))
+    assert asked == ["http://metrics/metrics?restricted=exclude", "http://metrics/metrics"]

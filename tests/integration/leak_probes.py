@@ -71,7 +71,13 @@ def notifications_by_team(needles: set[str]) -> dict[str, list[dict]]:
             await consumer.seek_to_beginning(*partitions)
             end = await consumer.end_offsets(partitions)
             found: dict[str, list[dict]] = {team: [] for team in topics.values()}
-            while any(await consumer.position(tp) < end[tp] for tp in partitions):
+            async def behind() -> bool:
+                for tp in partitions:
+                    if await consumer.position(tp) < end[tp]:
+                        return True
+                return False
+
+            while await behind():
                 for tp, records in (await consumer.getmany(timeout_ms=500)).items():
                     for record in records:
                         text = record.value.decode("utf-8", "replace")

@@ -156,6 +156,7 @@ class AuditEvent(BaseModel):
 class _HeadIncident(BaseModel):
     model_config = ConfigDict(extra="ignore")
     service: str
+    restricted: bool = False  # metrics hides a restricted incident's service (visibility.py)
 
 
 class _HeadData(BaseModel):

@@ -17,6 +17,7 @@ from shared.domain import commands as c
 from shared.domain.ids import INCIDENT_ID
 from shared.domain.incident import ActionStatus, IncidentStatus, Priority
 from shared.domain.organisation import Category, Severity
+from shared.domain.visibility import is_restricted, visible
 
 from . import views
 from .command_bus import execute
@@ -46,7 +47,7 @@ def _rt(request: Request) -> Runtime:
 async def _visible_row(rt: Runtime, principal: Principal, incident_id: str):
     async with rt.pool.acquire() as conn:
         row = await queries.get_incident_row(conn, incident_id)
-    if row is None or (row["restricted"] and not can_see_restricted(principal)):
+    if row is None or not visible(row["restricted"], can_see_restricted(principal)):
         # Restricted incidents are not even confirmed to exist for other roles.
         raise ApiError(404, f"no incident {incident_id}", {"incident_id": incident_id})
     return row
@@ -71,7 +72,7 @@ async def _command(request: Request, incident_id: str, command, permission: Perm
 async def declare(request: Request, body: Declare) -> dict[str, Any]:
     principal = await require(request, Permission.DECLARE)
     rt = _rt(request)
-    if body.category is Category.SECURITY and not can_see_restricted(principal):
+    if body.category is not None and is_restricted(body.category) and not can_see_restricted(principal):
         raise ApiError(403, "only a security-admin may declare a security incident")
     opening = f"declared:{uuid.uuid4()}"
     incident_id = await allocate_incident_id(rt.pool, opening, datetime.now(timezone.utc).date())

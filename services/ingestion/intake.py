@@ -22,6 +22,7 @@ from shared import catalogue as cat
 from shared.auth import Permission, Role
 from shared.db.tokens import Principal
 from shared.domain.alerts import correlation_key_of, fingerprint_of, needs_lookup_of
+from shared.domain.classification import restricted_alert
 from shared.domain.organisation import Organisation
 from shared.messages import NativeAlert
 
@@ -105,7 +106,8 @@ def topic_key(alert: NativeAlert, name: str, fp: str, org: Organisation) -> str:
     their dedup key (triage looks up where its trigger went)."""
     if needs_lookup_of(alert.dedup_key, alert.source):
         return fp
-    return correlation_key_of(alert.service, name, alert.labels, fp, org)
+    restricted = restricted_alert(alert.service, name, alert.severity, alert.labels, alert.annotations, org)
+    return correlation_key_of(alert.service, name, alert.labels, fp, org, restricted)
 
 
 def _alert_ids(count: int) -> list[str]:

@@ -23,13 +23,14 @@ from shared.auth import Role
 from shared.db import queries
 from shared.db.tokens import Principal
 from shared.domain.commands import PostUpdate
+from shared.domain.visibility import visible
 from shared.messages import CommandEnvelope, NativeAlert
 
 from .errors import ApiError, field_errors
 from .formats import opsgenie as og
 from .intake import ALERTS_REFUSED, _publish
 from .runtime import Runtime
-from .security import actor_name, client_of, principal_for
+from .security import actor_name, can_see_restricted, client_of, principal_for
 
 router = APIRouter(tags=["opsgenie"])
 MAX_REQUEST_BYTES = 512 * 1024
@@ -269,6 +270,11 @@ async def request_status(request: Request, principal: Integration,
             ids = [og.alert_id_for(name, action, requestId) for action in _RESULT_ACTIONS]
             recorded = await queries.recorded_alert(conn, ids)
             note = None if recorded else await queries.command_result(conn, og.alert_id_for(name, "note", requestId))
+            found = recorded or note
+            # The request's own incident is named only to a key that may know of it: an integration
+            # key may not know of a restricted (security) incident, even one its alert opened.
+            hidden = found is not None and not visible(
+                await queries.incident_restricted(conn, found["incident_id"]), can_see_restricted(principal))
     except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError):
         raise OpsgenieError(503, "Request status needs the database, which is not reachable; retry") from None
     if recorded is not None:
@@ -277,14 +283,15 @@ async def request_status(request: Request, principal: Integration,
         status = RequestStatus(
             success=True, action=_RESULT_ACTIONS[action], processedAt=recorded["processed_at"].isoformat(),
             integrationId=name, isSuccess=True, status=_RESULT_STATUS[action],
-            alertId=og.alert_id_of(alias) if alias else "", alias=alias, incidentId=recorded["incident_id"],
+            alertId=og.alert_id_of(alias) if alias else "", alias=alias,
+            incidentId=None if hidden else recorded["incident_id"],
         )
     elif note is not None:
         applied = note["outcome"] == "applied"
         status = RequestStatus(
             success=applied, action="AddNote", processedAt=note["recorded_at"].isoformat(), integrationId=name,
             isSuccess=applied, status="Added note" if applied else (note["reason"] or note["outcome"]),
-            alertId="", alias="", incidentId=note["incident_id"],
+            alertId="", alias="", incidentId=None if hidden else note["incident_id"],
         )
     else:
         raise OpsgenieError(404, "Request not found. It might not be processed, yet.")

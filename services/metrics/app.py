@@ -11,6 +11,7 @@ from pydantic import ValidationError
 from shared import catalogue as cat
 from shared.domain import metrics as defs
 from shared.domain.organisation import Organisation
+from shared.domain.visibility import visible
 from shared.kafka.batches import batch_agent, write
 from shared.kafka.faust_app import create_app, declare, table
 from shared.kafka.streams import origin_of
@@ -84,19 +85,35 @@ def build(settings: Settings, org: Organisation) -> faust.App:
     sources = app.topic(*(spec.name for spec in _SOURCES), key_serializer="raw", value_serializer="raw")
     batch_agent(app, sources, fold, dead, SERVICE)
 
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(
-        IncidentCollector(
-            org,
-            facts=lambda: [defs.IncidentFacts.model_validate(v) for v in list(facts.values()) if v],
-            counts=lambda: [
-                *(v.get("counts", {}) for v in list(facts.values()) if v),
-                *handlers.notification_counts(v for v in list(notification_log.values()) if v),
-                *(v.get("counts", {}) for v in list(partition_counts.values()) if v),
-            ],
-            pings=lambda: {name: datetime.fromisoformat(v["at"]) for name, v in list(last_pings.items()) if v},
+    def registry_of(include_restricted: bool) -> CollectorRegistry:
+        """Every incident's numbers (what Prometheus scrapes), or only those of incidents anyone may
+        know of (what the console shows a role that may not read restricted ones)."""
+
+        def incidents() -> list[tuple[str, dict]]:
+            return [(key, v) for key, v in list(facts.items())
+                    if v and visible(v.get("restricted", False), include_restricted)]
+
+        def logs() -> list[dict]:
+            hidden = set() if include_restricted else {key for key, v in list(facts.items())
+                                                       if v and v.get("restricted", False)}
+            return [v for key, v in list(notification_log.items()) if v and key not in hidden]
+
+        registry = CollectorRegistry(auto_describe=False)
+        registry.register(
+            IncidentCollector(
+                org,
+                facts=lambda: [defs.IncidentFacts.model_validate(v) for _, v in incidents()],
+                counts=lambda: [
+                    *(v.get("counts", {}) for _, v in incidents()),
+                    *handlers.notification_counts(logs()),
+                    *(v.get("counts", {}) for v in list(partition_counts.values()) if v),
+                ],
+                pings=lambda: {name: datetime.fromisoformat(v["at"]) for name, v in list(last_pings.items()) if v},
+            )
         )
-    )
+        return registry
+
+    registries = {True: registry_of(True), False: registry_of(False)}
 
     @app.page("/metrics")
     async def metrics(web, request):
@@ -105,7 +122,10 @@ def build(settings: Settings, org: Organisation) -> faust.App:
             # a failed scrape is honest, and the ServiceDown rule's `for` rides over it.
             return web.text("tables are recovering", status=503)
         # aiohttp refuses a charset inside content_type; the exposition format is UTF-8 by definition.
-        return web.bytes(generate_latest(registry), content_type="text/plain; version=0.0.4")
+        # ?restricted=exclude: the numbers without restricted incidents (the console, for roles that
+        # may not know of them); Prometheus scrapes everything, with restricted services masked.
+        include_restricted = request.query.get("restricted") != "exclude"
+        return web.bytes(generate_latest(registries[include_restricted]), content_type="text/plain; version=0.0.4")
 
 
     return app

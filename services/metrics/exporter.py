@@ -9,6 +9,7 @@ from prometheus_client.registry import Collector
 
 from shared.domain import metrics as defs
 from shared.domain.organisation import Organisation, Severity
+from shared.domain.visibility import RESTRICTED
 
 SEVERITIES = [s.value for s in Severity]
 
@@ -131,13 +132,13 @@ def known_series(org: Organisation) -> list[tuple[str, defs.Labels]]:
         series += [(name, (sev,)) for name in (
             "incidents_acknowledged_total", "incidents_resolved_total", "incidents_closed_total",
             "incidents_reopened_total", "mttr_target_breaches_total")]
-        series += [("incidents_opened_total", (sev, ("service", service))) for service in org.services]
+        series += [("incidents_opened_total", (sev, ("service", service))) for service in [*org.services, RESTRICTED]]
     for team_name, team in org.teams.items():
         t = ("team", team_name)
         series += [(name, (t,)) for name in ("escalations_total", "escalation_failures_total", "postmortem_reminders_total")]
         series.append(("notifications_sent_total", (t, ("channel", "kafka"))))
         if team.webhook is not None:
             series += [(name, (t, ("channel", "webhook"))) for name in ("notifications_sent_total", "notifications_failed_total")]
-    series += [("alerts_deduplicated_total", (("service", service),)) for service in org.services]
+    series += [("alerts_deduplicated_total", (("service", service),)) for service in [*org.services, RESTRICTED]]
     series += [("alerts_rejected_total", (("reason", reason),)) for reason in ("invalid message", "processing failed")]
     return series

@@ -56,7 +56,8 @@ def fold_audit(previous: dict | None, message: AuditEvent) -> dict | None:
 
 def fold_alert(previous: dict, head: AuditHead) -> dict | None:
     before = defs.IncidentFacts.model_validate(previous)
-    after = defs.apply_alert(before, head.version, head.change, head.incident.service, head.data.firing)
+    after = defs.apply_alert(before, head.version, head.change, head.incident.service, head.data.firing,
+                             restricted=head.incident.restricted)
     return after.model_dump(mode="json") if after is not None else None
 
 

@@ -37,9 +37,12 @@ def parse(text: str) -> Numbers:
     return numbers
 
 
-async def read_numbers(http: httpx.AsyncClient, url: str) -> Numbers:
+async def read_numbers(http: httpx.AsyncClient, url: str, include_restricted: bool) -> Numbers:
+    """The numbers this user may see: without restricted incidents unless their role may read them
+    (the metrics service leaves them out when asked; its visibility rule is shared/domain/visibility.py)."""
+    params = {} if include_restricted else {"restricted": "exclude"}
     try:
-        response = await http.get(url, timeout=2.0)
+        response = await http.get(url, params=params, timeout=2.0)
     except httpx.HTTPError as exc:
         return Numbers(problem=f"the metrics service cannot be reached ({type(exc).__name__})")
     if response.status_code != 200:

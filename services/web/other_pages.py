@@ -58,7 +58,7 @@ async def numbers(request: Request, session: Session = Depends(signed_in)) -> Re
         overdue, with_items, numbers_ = await asyncio.gather(
             api.get("/v1/incidents", params={"postmortem": "overdue", "limit": 100}),
             api.get("/v1/incidents", params={"postmortem": "open_action_items", "limit": 100}),
-            read_numbers(c.metrics_http, c.settings.metrics_scrape_url),
+            read_numbers(c.metrics_http, c.settings.metrics_scrape_url, session.may("read_restricted")),
         )
     except ApiRefusal as refusal:
         return refusal_page(request, refusal)

@@ -5,6 +5,8 @@ from typing import Any
 
 import asyncpg
 
+from shared.domain.visibility import SQL_HIDDEN
+
 
 def _iso(value) -> str | None:
     return value.isoformat() if value is not None else None
@@ -12,6 +14,11 @@ def _iso(value) -> str | None:
 
 async def get_incident_row(conn: asyncpg.Connection, incident_id: str) -> asyncpg.Record | None:
     return await conn.fetchrow("SELECT * FROM incidents WHERE incident_id = $1", incident_id)
+
+
+async def incident_restricted(conn: asyncpg.Connection, incident_id: str) -> bool:
+    """Whether the incident is restricted (False while it is not recorded)."""
+    return bool(await conn.fetchval("SELECT restricted FROM incidents WHERE incident_id = $1", incident_id))
 
 
 async def incident_version(conn: asyncpg.Connection, incident_id: str) -> int | None:
@@ -112,7 +119,7 @@ def _incident_filter(
     if postmortem is not None:
         clauses.append(_POSTMORTEM[postmortem])
     if not include_restricted:
-        clauses.append("NOT restricted")
+        clauses.append(SQL_HIDDEN)
     return (f"WHERE {' AND '.join(clauses)}" if clauses else ""), args
 
 

@@ -7,6 +7,7 @@ from enum import Enum
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from .classification import restricted_alert
 from .detection import Detection, detection_of
 from .organisation import Organisation
 
@@ -88,16 +89,27 @@ def correlation_key(alert: Alert, org: Organisation) -> str:
 
     With grouping (``group_by``) the key is the service plus the grouped fields, so
     several fingerprints share an incident; without it each fingerprint is its own.
+    A restricted (security) alert never shares a key with an operational one.
     """
-    return correlation_key_of(alert.service, alert.name, alert.labels, fingerprint(alert, org), org)
+    restricted = restricted_alert(alert.service, alert.name, alert.source_severity, alert.labels,
+                                  alert.annotations, org)
+    return correlation_key_of(alert.service, alert.name, alert.labels, fingerprint(alert, org), org, restricted)
 
 
-def correlation_key_of(service: str, name: str, labels: dict[str, str], fingerprint_: str, org: Organisation) -> str:
-    """``correlation_key`` from the fields alone, for intake, which need not build an ``Alert``."""
+def correlation_key_of(service: str, name: str, labels: dict[str, str], fingerprint_: str, org: Organisation,
+                       restricted: bool = False) -> str:
+    """``correlation_key`` from the fields alone, for intake, which need not build an ``Alert``.
+
+    A restricted alert's key has one more part: folded into an operational incident, a
+    security alert's summary and labels would be shown to every role, and the security
+    team never paged (an operational alert would likewise be hidden in a security incident).
+    Operational keys are unchanged by it.
+    """
+    apart = ("restricted",) if restricted else ()
     if not org.group_by:
-        return "fp:" + _digest(service, fingerprint_)
+        return "fp:" + _digest(service, fingerprint_, *apart)
     values = [name if field == "alertname" else labels.get(field, "") for field in org.group_by]
-    return "grp:" + _digest(service, *values)
+    return "grp:" + _digest(service, *values, *apart)
 
 
 class AlertRef(BaseModel):

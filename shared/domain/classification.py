@@ -5,6 +5,7 @@ import re
 from dataclasses import dataclass, field
 
 from .organisation import Category, Matcher, Organisation, Playbook, Severity
+from .visibility import is_restricted
 
 # When no rule decides, the source's own severity maps onto ours.
 _SOURCE_DEFAULTS = {
@@ -83,13 +84,35 @@ def owning_team(facts: Facts, org: Organisation, category: Category) -> str:
     return org.fallback_team
 
 
-def classify(facts: Facts, org: Organisation, severity_override: Severity | None = None) -> Classification:
-    """First matching severity rule wins; unset parts fall back to labels, then defaults."""
+def _first_rule(facts: Facts, org: Organisation):
     category = _label_category(facts)
     rule = next((r for r in org.effective_severity_rules if matches(r.match, facts, org, category)), None)
     if rule is not None and rule.category is not None:
         category = rule.category
-    category = category or Category.OPERATIONAL
+    return rule, category or Category.OPERATIONAL
+
+
+def category_of(facts: Facts, org: Organisation) -> Category:
+    """The category ``classify`` gives: the first matching rule's, else the ``category`` label."""
+    return _first_rule(facts, org)[1]
+
+
+def restricted_alert(service: str, name: str, source_severity: str | None, labels: dict[str, str],
+                     annotations: dict[str, str], org: Organisation) -> bool:
+    """Whether this alert's incident is restricted (the category ``classify`` would give it)."""
+    # Cheap, and exact, for the usual alert: without a security label, only a rule that sets
+    # the security category can make it one.
+    if labels.get("category") != Category.SECURITY.value and not any(
+            r.category is Category.SECURITY for r in org.severity_rules):
+        return False
+    facts = Facts(service=service, alert_name=name, source_severity=source_severity, labels=labels,
+                  annotations=annotations)
+    return is_restricted(category_of(facts, org))
+
+
+def classify(facts: Facts, org: Organisation, severity_override: Severity | None = None) -> Classification:
+    """First matching severity rule wins; unset parts fall back to labels, then defaults."""
+    rule, category = _first_rule(facts, org)
 
     severity = severity_override
     if severity is None and rule is not None:
@@ -112,7 +135,7 @@ def classify(facts: Facts, org: Organisation, severity_override: Severity | None
         category=category,
         impact=impact,
         regulated=regulated,
-        restricted=category is Category.SECURITY,
+        restricted=is_restricted(category),
         team=owning_team(facts, org, category),
         rule=rule.name if rule is not None else None,
         playbook=playbook,

@@ -17,6 +17,7 @@ from typing import Iterable
 from pydantic import BaseModel
 
 from .incident import Incident, minutes_to_resolve
+from .visibility import metric_service
 
 Labels = tuple[tuple[str, str], ...]
 OPEN_STATUSES = ("triggered", "acknowledged", "mitigating")
@@ -27,9 +28,10 @@ class IncidentFacts(BaseModel):
 
     incident_id: str
     severity: str
-    service: str
+    service: str  # as a label value: ``restricted`` for a restricted incident (visibility.py)
     team: str
     status: str
+    restricted: bool = False
     detected_at: datetime
     opened_at: datetime
     first_acknowledged_at: datetime | None = None
@@ -62,7 +64,7 @@ def counter_increments(change: str, incident: Incident) -> list[tuple[str, Label
     sev = ("severity", incident.severity.value)
     team = ("team", incident.team)
     table: dict[str, list[tuple[str, Labels]]] = {
-        "opened": [("incidents_opened_total", (sev, ("service", incident.service)))],
+        "opened": [("incidents_opened_total", (sev, ("service", metric_service(incident.service, incident.restricted))))],
         "acknowledged": [("incidents_acknowledged_total", (sev,))],
         "reopened": [("incidents_reopened_total", (sev,))],
         "resolved": [("incidents_resolved_total", (sev,))],
@@ -82,13 +84,15 @@ def _count_deduplicated(counts: dict[str, int], service: str, firing: int) -> No
         counts[key] = counts.get(key, 0) + firing
 
 
-def apply_alert(previous: IncidentFacts, version: int, change: str, service: str, firing: int = 1) -> IncidentFacts | None:
-    """The facts after alerts attached or resolved (nothing but counters can change)."""
+def apply_alert(previous: IncidentFacts, version: int, change: str, service: str, firing: int = 1,
+                restricted: bool = False) -> IncidentFacts | None:
+    """The facts after alerts attached or resolved (nothing but counters can change).
+    ``restricted``: the event's incident is; the facts' own flag counts too (either hides the service)."""
     if previous.last_version >= version:
         return None
     counts = dict(previous.counts)
     if change == "alerts_attached":
-        _count_deduplicated(counts, service, firing)
+        _count_deduplicated(counts, metric_service(service, restricted or previous.restricted), firing)
     return previous.model_copy(update={"counts": counts, "last_version": version})
 
 
@@ -103,7 +107,7 @@ def apply_audit(previous: IncidentFacts | None, version: int, change: str, incid
         key = counter_key(name, labels)
         counts[key] = counts.get(key, 0) + 1
     if change == "alerts_attached":
-        _count_deduplicated(counts, incident.service, firing)
+        _count_deduplicated(counts, metric_service(incident.service, incident.restricted), firing)
     # A reopen clears acknowledged_at on the incident; the first acknowledgement is kept here.
     acknowledged = (previous.first_acknowledged_at if previous else None) or incident.acknowledged_at
     # resolved_at survives a reopen, so the first one seen is the first resolution.
@@ -112,8 +116,9 @@ def apply_audit(previous: IncidentFacts | None, version: int, change: str, incid
     return IncidentFacts(
         incident_id=incident.incident_id,
         severity=incident.severity.value,
-        service=incident.service,
+        service=metric_service(incident.service, incident.restricted),
         team=incident.team,
+        restricted=incident.restricted,
         status=incident.status.value,
         detected_at=incident.detected_at,
         opened_at=incident.opened_at,

@@ -21,7 +21,7 @@ import faust
 from faust.streams import _current_event
 
 from . import faust_fixes
-from .liveness import DEPENDENCY_WAITS
+from .liveness import ACTIVITY, DEPENDENCY_WAITS
 from .streams import dead_letter, describe_error, transient
 
 log = logging.getLogger(__name__)
@@ -76,13 +76,16 @@ def batch_agent(app: faust.App, channel, handle: BatchHandler, dead_letter_topic
     """An agent (concurrency 1) that runs ``handle(events)`` on batches of its channel."""
 
     async def agent(stream):
+        ACTIVITY.waiting(name)  # the time between batches is the watchdog's evidence (liveness.Progress)
         async for events in stream.take_events(size, within):
+            ACTIVITY.working(name)
             # In offset order per partition, or not yet (faust_fixes.admit rewinds).
             admitted = [event for event in events if faust_fixes.admit(app.consumer, event.message)]
             if admitted:
                 await process_batch(admitted, handle, dead_letter_topic, service)
             for event in admitted:
                 faust_fixes.handled(event.message)
+            ACTIVITY.waiting(name)
 
     agent.__doc__ = handle.__doc__
     name = f"{service}.{handle.__name__}"

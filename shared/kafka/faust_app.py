@@ -8,6 +8,7 @@ from prometheus_client import generate_latest
 
 from ..catalogue import TopicSpec
 from . import faust_batching, faust_fixes
+from .liveness import ACTIVITY
 from ..settings import Settings
 
 SERVICE_INDEX = {"triage": 0, "escalation": 1, "notification": 2, "metrics": 3}
@@ -109,11 +110,14 @@ def guarded_agent(app: faust.App, channel, handle, dead_letter_topic, service: s
     from .streams import process
 
     async def agent(stream):
+        ACTIVITY.waiting(name)  # the time between messages is the watchdog's evidence (liveness.Progress)
         async for event in stream.events():
-            if not faust_fixes.admit(app.consumer, event.message):
-                continue  # out of order: left unhandled, read again once its partition is rewound
-            await process(event, handle, dead_letter_topic, service)
-            faust_fixes.handled(event.message)
+            ACTIVITY.working(name)
+            if faust_fixes.admit(app.consumer, event.message):
+                await process(event, handle, dead_letter_topic, service)
+                faust_fixes.handled(event.message)
+            # else out of order: left unhandled, read again once its partition is rewound
+            ACTIVITY.waiting(name)
 
     agent.__doc__ = handle.__doc__
     name = f"{service}.{handle.__name__}"

@@ -135,6 +135,30 @@ async def _rewind(consumer: Consumer, tp) -> None:
         log.warning("%s: could not rewind to %s (%s); they are read after the next rebalance", tp, offset, exc)
 
 
+def forget(tp) -> None:
+    """Drop what is known of ``tp``'s order and rewinds: it is read again from its commit."""
+    with _LOCK:
+        _NEXT.pop(tp, None)
+        _REWIND.pop(tp, None)
+        _REWOUND.pop(tp, None)
+        for key in [k for k in _HOLES if k[0] == tp]:
+            del _HOLES[key]
+        for key in [k for k in _HELD if k[0] == tp]:
+            _HELD.discard(key)
+
+
+async def reread(consumer: Consumer, tp, offset: int) -> None:
+    """Read ``tp`` again from ``offset`` (its committed offset): the watchdog's mend for a
+    partition whose waiting messages never came (liveness.Watchdog)."""
+    if consumer.should_stop or tp not in consumer.assignment():
+        return
+    forget(tp)
+    try:
+        await consumer.seek(tp, offset)
+    except Exception as exc:  # noqa: BLE001 - not mended: the watchdog's exit follows at the bound
+        log.warning("%s: could not seek to %s (%s)", tp, offset, exc)
+
+
 def admit(consumer: Consumer, message) -> bool:
     """Whether an agent may handle ``message`` now: the next one of its partition, or one
     read again (a duplicate its handler recognises). After a hole, False: the partition is

@@ -8,6 +8,8 @@ logged it and then hung in its first offset commit for five minutes).
 """
 from __future__ import annotations
 
+import asyncio
+
 import faust
 from faust.transport.consumer import Consumer
 
@@ -63,7 +65,10 @@ def install(app: faust.App, service: str, settings: Settings) -> Probes:
                     found.setdefault(agent, {})[tp] = (committed, highwater)
         return found
 
-    watchdog = Watchdog(settings.kafka_bootstrap, settings.liveness_seconds, service, lagging=lagging)
+    def mend(tp, committed: int) -> None:
+        asyncio.get_running_loop().create_task(faust_fixes.reread(app.consumer, tp, committed))
+
+    watchdog = Watchdog(settings.kafka_bootstrap, settings.liveness_seconds, service, lagging=lagging, mend=mend)
 
     async def answer_probe(event) -> None:
         """Probes of this service (every service reads them all) complete a readiness check."""

@@ -75,19 +75,63 @@ async def broker_answers(bootstrap: str, timeout: float = 2.0) -> bool:
     return False
 
 
+# Seconds an agent must have spent waiting for messages, while one of its partitions had
+# messages waiting and did not move, before that partition counts as stuck: an agent that
+# waits for work it is not given is not slow, it is not being fed (a rewind that brought
+# nothing back, a partition the fetch loop no longer reads). A busy agent never qualifies.
+IDLE_EVIDENCE = 5.0
+
+
+@dataclass
+class AgentActivity:
+    """Per agent, the seconds it has spent waiting for messages (between batches)."""
+
+    idle_total: dict = field(default_factory=dict)
+    idle_since: dict = field(default_factory=dict)
+
+    def waiting(self, agent: str, now: float | None = None) -> None:
+        self.idle_since.setdefault(agent, time.monotonic() if now is None else now)
+
+    def working(self, agent: str, now: float | None = None) -> None:
+        since = self.idle_since.pop(agent, None)
+        if since is not None:
+            now = time.monotonic() if now is None else now
+            self.idle_total[agent] = self.idle_total.get(agent, 0.0) + (now - since)
+
+    def idle_seconds(self, now: float | None = None) -> dict[str, float]:
+        """Each agent's idle seconds so far, its current wait included."""
+        now = time.monotonic() if now is None else now
+        totals = dict(self.idle_total)
+        for agent, since in self.idle_since.items():
+            totals[agent] = totals.get(agent, 0.0) + (now - since)
+        return totals
+
+
+ACTIVITY = AgentActivity()
+
+
 @dataclass
 class Progress:
-    """Whether each agent with messages waiting makes progress: an agent none of whose
-    waiting partitions has moved its committed offset within the bound is stalled,
-    whatever it waits on (stuck in a handler, its partitions never read again), even if
-    nothing above is running. One partition read slowly while others move is not a stall.
+    """Whether each agent with messages waiting makes progress.
+
+    - An agent none of whose waiting partitions has moved its committed offset within the
+      bound is stalled, whatever it waits on (stuck in a handler, its partitions never read
+      again), even if nothing above is running. One partition read slowly while others
+      move is not a stall, as long as the agent is busy.
+    - A partition with messages waiting whose committed offset has not moved while its
+      agent spent ``IDLE_EVIDENCE`` seconds or more waiting for messages is stuck: the
+      agent had time for it, and its messages did not come.
     """
 
     since: dict = field(default_factory=dict)  # agent -> (its committed offsets, monotonic when they last moved)
+    # (agent, partition) -> (committed, monotonic when it last moved, the agent's idle seconds then)
+    partitions: dict = field(default_factory=dict)
+    stuck: list = field(default_factory=list)  # the stuck partitions of the last observation: (agent, tp, committed, age)
 
-    def observe(self, lagging: dict, now: float | None = None) -> tuple[str, float] | None:
+    def observe(self, lagging: dict, now: float | None = None, idle: dict | None = None) -> tuple[str, float] | None:
         """``lagging``: agent -> {partition: (committed, highwater)} for partitions with
-        messages waiting. Returns the agent stuck longest, as (description, seconds)."""
+        messages waiting; ``idle``: agent -> idle seconds so far (AgentActivity). Returns
+        the agent or partition stuck longest, as (description, seconds)."""
         now = time.monotonic() if now is None else now
         worst = None
         for agent in list(self.since):
@@ -107,10 +151,34 @@ class Progress:
                 waiting = sum(h - c for c, h in partitions.values())
                 where = ", ".join(f"{tp.topic}[{tp.partition}]@{c}" for tp, (c, _) in sorted(partitions.items()))
                 worst = (f"agent {agent} ({waiting} messages waiting at {where})", age)
+        stuck = self._stuck_partitions(lagging, now, idle or {})
+        for agent, tp, committed, age, waited, waiting in stuck:
+            if worst is None or age > worst[1]:
+                worst = (f"{tp.topic}[{tp.partition}] of agent {agent} ({waiting} messages waiting at {committed}, "
+                         f"none taken while the agent waited {waited:.0f}s for messages)", age)
+        self.stuck = [(agent, tp, committed, age) for agent, tp, committed, age, _, _ in stuck]
         return worst
+
+    def _stuck_partitions(self, lagging: dict, now: float, idle: dict) -> list:
+        current = {(agent, tp): c for agent, partitions in lagging.items() for tp, (c, _) in partitions.items()}
+        for key in [k for k in self.partitions if k not in current]:
+            del self.partitions[key]
+        stuck = []
+        for (agent, tp), committed in current.items():
+            seen = self.partitions.get((agent, tp))
+            if seen is None or seen[0] != committed:
+                self.partitions[(agent, tp)] = (committed, now, idle.get(agent, 0.0))
+                continue
+            waited = idle.get(agent, 0.0) - seen[2]
+            if waited >= IDLE_EVIDENCE:
+                highwater = lagging[agent][tp][1]
+                stuck.append((agent, tp, committed, now - seen[1], waited, highwater - committed))
+        return stuck
 
     def reset(self) -> None:
         self.since.clear()
+        self.partitions.clear()
+        self.stuck = []
 
 
 @dataclass
@@ -123,8 +191,13 @@ class Watchdog:
     # while rebalancing); see Progress.
     lagging: object = None
     progress: Progress = field(default_factory=Progress)
+    activity: AgentActivity = field(default_factory=lambda: ACTIVITY)
+    # Called with (partition, committed offset) for a partition stuck half the bound: a
+    # second chance (read it again from its commit) before the process gives up and exits.
+    mend: object = None
     unhealthy: str | None = None
     _outage: bool = False
+    _mended: set = field(default_factory=set)
 
     def oldest(self) -> tuple[str, float] | None:
         oldest = self.stalls.oldest()
@@ -132,7 +205,7 @@ class Watchdog:
         if lagging is None or DEPENDENCY_WAITS.oldest() is not None:
             self.progress.reset()
             return oldest
-        stuck = self.progress.observe(lagging)
+        stuck = self.progress.observe(lagging, idle=self.activity.idle_seconds())
         if stuck is not None:
             stuck = (f"no progress on {stuck[0]}", stuck[1])
         candidates = [c for c in (oldest, stuck) if c is not None]
@@ -140,6 +213,7 @@ class Watchdog:
 
     async def check(self) -> str | None:
         oldest = self.oldest()
+        self._mend_stuck()
         if oldest is None or oldest[1] <= self.bound:
             return None
         answers = await broker_answers(self.bootstrap)
@@ -148,6 +222,19 @@ class Watchdog:
                         oldest[0], oldest[1])
         self._outage = not answers
         return verdict(oldest, self.bound, answers)
+
+    def _mend_stuck(self) -> None:
+        current = set()
+        for agent, tp, committed, age in self.progress.stuck:
+            current.add((tp, committed))
+            if self.mend is None or age <= self.bound / 2 or (tp, committed) in self._mended:
+                continue
+            self._mended.add((tp, committed))
+            log.warning("%s: %s[%s] of agent %s has had messages waiting at %s for %.0fs that never came while "
+                        "the agent waited; reading it again from there", self.service, tp.topic, tp.partition, agent,
+                        committed, age)
+            self.mend(tp, committed)
+        self._mended &= current
 
     async def run(self, interval: float = 2.0) -> None:
         while True:

@@ -28,8 +28,12 @@ def _counts(admin, names: set[str]) -> dict[str, tuple[str, int]]:
     return found
 
 
-def _per_hop(names: set[str]) -> dict[str, int]:
-    """Distinct alerts of this storm seen on each hop: where a loss happened, if one did."""
+def _per_hop(names: set[str]) -> dict:
+    """Where this storm's alerts are on each hop: where a loss happened, if one did.
+
+    Past triage.correlation the alerts are folded (one command, one audit event per
+    incident per batch), so those hops count the alert positions their commands carry.
+    """
     def alert_ids(topic, pick):
         found = set()
         for message in read_topic(topic, timeout=5):
@@ -38,15 +42,36 @@ def _per_hop(names: set[str]) -> dict[str, int]:
                 found.add(alert.get("alert_id") or f"{message['_partition']}:{message.get('_offset')}")
         return len(found)
 
+    commands = read_topic("incident.commands", timeout=5)
+    opened = {m["_key"]: m["command"]["alert"]["labels"]["alertname"] for m in commands
+              if (m.get("command") or {}).get("kind") == "open" and (m["command"].get("alert") or {}).get("labels", {})
+              .get("alertname") in names}
+    attached: dict[str, set] = {}
+    for m in commands:
+        if m["_key"] in opened and m["command"].get("kind") == "attach_alerts":
+            attached.setdefault(m["_key"], set()).update(
+                o.get("alert_id") for o in m["command"].get("origins") or [])
+    audit = [m for m in read_topic("incident.audit", timeout=5) if m.get("_key") in opened]
+    versions: dict[str, list] = {}
+    for m in audit:
+        versions.setdefault(m["_key"], []).append(m["incident"]["version"])
+    table: dict[str, tuple] = {}
+    for m in read_topic("incident-test-triage-incidents-changelog", timeout=5):
+        key = (m["_key"] or "").strip('"')
+        if key in opened:
+            incident = m.get("incident") or {}
+            table[key] = (incident.get("version"), incident.get("alert_count"), m.get("applied_offset"))
     return {
         "intake": len([m for m in read_topic("alerts.intake", timeout=5)
                        if (m.get("labels") or {}).get("alertname") in names]),
         "triage.alerts": alert_ids("triage.alerts", lambda m: m.get("alert")),
         "triage.correlation": alert_ids("triage.correlation", lambda m: m.get("alert")),
-        "incident.commands": alert_ids("incident.commands", lambda m: (m.get("command") or {}).get("alert")),
-        "incident.audit": len({m["data"].get("alert_id") or m["event_id"] for m in read_topic("incident.audit", timeout=5)
-                               if m.get("change") in ("alert_attached", "opened")
-                               and (m["incident"].get("labels") or {}).get("alertname") in names}),
+        "opened (incident, name, open commands)": sorted(
+            (k, v, sum(1 for m in commands if m["_key"] == k and m["command"].get("kind") == "open"))
+            for k, v in opened.items()),
+        "attached positions per incident": {k: len(v) for k, v in sorted(attached.items())},
+        "audit versions per incident": {k: (len(v), max(v)) for k, v in sorted(versions.items())},
+        "table (version, alert_count, applied_offset)": dict(sorted(table.items())),
     }
 
 

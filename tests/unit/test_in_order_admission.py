@@ -128,3 +128,54 @@ def test_one_partition_read_slowly_while_the_agent_moves_elsewhere_is_not_a_stal
     progress.observe({"route": {a: (10, 50), b: (0, 90)}}, now=0.0)
     for second in range(1, 60):
         assert progress.observe({"route": {a: (10, 50), b: (second, 90)}}, now=float(second)) is None
+
+
+def test_a_partition_whose_messages_never_come_while_its_agent_waits_is_stuck():
+    from shared.kafka.liveness import IDLE_EVIDENCE, Progress
+
+    progress = Progress()
+    a, b = TP("incident.commands", 1), TP("incident.commands", 0)
+    # b moves, so the agent as a whole progresses; a waits at 1 while the agent idles.
+    progress.observe({"apply": {a: (1, 11), b: (0, 5)}}, now=0.0, idle={"apply": 0.0})
+    assert progress.observe({"apply": {a: (1, 11), b: (5, 9)}}, now=4.0, idle={"apply": IDLE_EVIDENCE - 1}) is None
+    stuck = progress.observe({"apply": {a: (1, 11), b: (9, 9)}}, now=20.0, idle={"apply": 18.0})
+    assert stuck is not None and stuck[1] == 20.0
+    assert "incident.commands[1] of agent apply (10 messages waiting at 1" in stuck[0]
+    assert [(agent, tp, c) for agent, tp, c, _ in progress.stuck] == [("apply", a, 1)]
+
+
+def test_a_busy_agent_behind_on_a_partition_is_not_stuck():
+    from shared.kafka.liveness import Progress
+
+    progress = Progress()
+    a, b = TP("incident.commands", 1), TP("incident.commands", 0)
+    progress.observe({"apply": {a: (1, 11), b: (0, 900)}}, now=0.0, idle={"apply": 0.0})
+    for second in range(1, 60):  # never a second to spare: a storm, not a stall
+        assert progress.observe({"apply": {a: (1, 11), b: (second * 10, 900)}}, now=float(second),
+                                idle={"apply": 0.5}) is None
+    assert progress.stuck == []
+
+
+def test_the_watchdog_reads_a_stuck_partition_again_at_half_the_bound_then_gives_up_at_the_bound():
+    from shared.kafka.liveness import AgentActivity, Watchdog
+
+    a = TP("incident.commands", 1)
+    clock = {"now": 0.0}
+    activity = AgentActivity()
+    activity.waiting("apply", now=0.0)
+    mended = []
+    dog = Watchdog("127.0.0.1:1", bound=20.0, service="triage", lagging=lambda: {"apply": {a: (1, 11)}},
+                   activity=activity, mend=lambda tp, offset: mended.append((tp, offset)))
+
+    def at(now):
+        clock["now"] = now
+        dog.progress.observe(dog.lagging(), now=now, idle=activity.idle_seconds(now=now))
+        dog._mend_stuck()
+
+    at(0.0)
+    at(8.0)
+    assert mended == []  # stuck, but not yet for half the bound
+    at(12.0)
+    assert mended == [(a, 1)]
+    at(16.0)
+    assert mended == [(a, 1)]  # once per episode; at the bound the process exits (verdict)

@@ -111,7 +111,7 @@ def _incident_ids(alertname: str) -> list[str]:
 
 
 def _one_incident(alertname: str, timeout: float = 30.0) -> str:
-    return wait_until(lambda: _incident_ids(alertname) and _incident_ids(alertname)[0], timeout=timeout,
+    return wait_until(lambda: (found := _incident_ids(alertname)) and found[0], timeout=timeout,
                       what=f"an incident for {alertname}")
 
 

@@ -17,6 +17,14 @@ _UNITS = {
 
 def parse_duration(text: str | int | float | timedelta) -> timedelta:
     """Parse "1h30m"-style text; a bare number means seconds."""
+    try:
+        return _parse(text)
+    except OverflowError:
+        # timedelta's own limit (about 2.7 million years), or an infinite float: a value, not a crash.
+        raise ValueError(f"not a duration: {text!r} is too long (at most 999999999 days)") from None
+
+
+def _parse(text: str | int | float | timedelta) -> timedelta:
     if isinstance(text, timedelta):
         return text
     if isinstance(text, (int, float)):

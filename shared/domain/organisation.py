@@ -45,6 +45,19 @@ def _duration(value: object) -> timedelta:
     raise ValueError("expected a duration such as 30s, 5m, 72h or 30d")
 
 
+def _durations_by_key(value: object) -> object:
+    """A map of durations (a mode="before" validator sees the whole map): the error names its key."""
+    if not isinstance(value, dict):
+        return value
+    durations = {}
+    for key, item in value.items():
+        try:
+            durations[key] = _duration(item)
+        except ValueError as exc:
+            raise ValueError(f"{key}: {exc}") from None
+    return durations
+
+
 class Person(_Frozen):
     name: str | None = None
     email: str | None = None
@@ -87,12 +100,12 @@ class Service(_Frozen):
     @field_validator("update_cadence", mode="before")
     @classmethod
     def _cadence(cls, value: object) -> object:
-        if isinstance(value, dict):
-            durations = {key: _duration(item) for key, item in value.items()}
-            if any(d <= timedelta(0) for d in durations.values()):
-                raise ValueError("an update cadence must be positive")
-            return durations
-        return value
+        durations = _durations_by_key(value)
+        if isinstance(durations, dict):
+            for key, duration in durations.items():
+                if duration <= timedelta(0):
+                    raise ValueError(f"{key}: an update cadence must be positive")
+        return durations
 
 
 class Override(_Frozen):
@@ -126,7 +139,8 @@ class Rotation(_Frozen):
     def _known_zone(cls, value: str) -> str:
         try:
             ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
+        except (ZoneInfoNotFoundError, ValueError, OSError):
+            # OSError: a name the zone database holds as a directory ("America") or one too long to be a file.
             raise ValueError(f"unknown time zone {value!r}") from None
         return value
 
@@ -192,7 +206,7 @@ class Matcher(_Frozen):
         for name, pattern in value.items():
             try:
                 re.compile(pattern)
-            except re.error as exc:
+            except (re.error, OverflowError, RecursionError) as exc:  # a{99999999999}, deeply nested groups
                 raise ValueError(f"label_patterns.{name}: {exc}") from None
         return value
 
@@ -235,10 +249,7 @@ class PostmortemPolicy(_Frozen):
 
     _d = field_validator("due_after", "reminder_interval", mode="before")(_duration)
 
-    @field_validator("due_after_by_team", mode="before")
-    @classmethod
-    def _team_durations(cls, value: object) -> object:
-        return {key: _duration(item) for key, item in value.items()} if isinstance(value, dict) else value
+    _by_team = field_validator("due_after_by_team", mode="before")(_durations_by_key)
 
     def due_after_for(self, team: str) -> timedelta:
         return self.due_after_by_team.get(team, self.due_after)
@@ -300,6 +311,9 @@ class Heartbeat(_Frozen):
 
 
 HEARTBEAT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+# A team has its own Kafka topic, notifications.<team>: a name the broker refuses would
+# stop the services at start with a broker error instead of a message naming the team.
+TEAM_NAME = re.compile(r"^[A-Za-z0-9._-]{1,235}$")  # Kafka's topic characters; 249 with "notifications."
 
 
 class NotificationPolicy(_Frozen):
@@ -341,6 +355,15 @@ class Organisation(_Frozen):
 
     _d = field_validator("reopen_window", "metrics_window", "max_alert_age", mode="before")(_duration)
 
+    @field_validator("teams")
+    @classmethod
+    def _topic_names(cls, value: dict[str, Team]) -> dict[str, Team]:
+        for name in value:
+            if not TEAM_NAME.match(name):
+                raise ValueError(f"{name!r}: a team name becomes the Kafka topic notifications.<team>, so it is "
+                                 "letters, digits, '.', '_' or '-' (at most 235)")
+        return value
+
     @field_validator("max_alert_age")
     @classmethod
     def _positive_age(cls, value: timedelta) -> timedelta:
@@ -348,12 +371,7 @@ class Organisation(_Frozen):
             raise ValueError("max_alert_age must be positive")
         return value
 
-    @field_validator("mttr_targets", "update_cadence", mode="before")
-    @classmethod
-    def _durations(cls, value: object) -> object:
-        if isinstance(value, dict):
-            return {key: _duration(item) for key, item in value.items()}
-        return value
+    _by_severity = field_validator("mttr_targets", "update_cadence", mode="before")(_durations_by_key)
 
     @model_validator(mode="after")
     def _references(self) -> "Organisation":

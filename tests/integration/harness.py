@@ -95,6 +95,8 @@ def read_topic(topic: str, predicate: Callable[[dict], bool] | None = None, *, u
                                 value = json.loads(record.value)
                             except ValueError:
                                 continue  # poison some test produced on purpose: not a JSON message
+                            if not isinstance(value, dict):
+                                continue  # poison too: JSON, but not a message (an array, a number)
                             value["_key"] = record.key.decode() if record.key else None
                             value["_partition"] = record.partition
                             value["_offset"] = record.offset

@@ -33,7 +33,7 @@ def test_the_override_also_applies_to_a_draft_made_for_a_reopened_incident(open_
     ("overrides", "message"),
     [
         ({"ghosts": "1d"}, "postmortem.due_after_by_team.ghosts: unknown team 'ghosts'"),
-        ({"payments": "soon"}, "postmortem.due_after_by_team: Value error, not a duration: 'soon'"),
+        ({"payments": "soon"}, "postmortem.due_after_by_team: Value error, payments: not a duration: 'soon'"),
     ],
 )
 def test_a_bad_override_names_the_field(make_org, raw_config, overrides, message):

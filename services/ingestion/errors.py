@@ -70,7 +70,7 @@ def install(app: FastAPI) -> None:
         answer = database_unavailable()
         return JSONResponse({"error": answer.error, "detail": answer.detail}, status_code=503, headers=answer.headers)
 
-    for kind in (asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
+    for kind in (asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError, OSError):
         app.add_exception_handler(kind, _database)
 
     @app.exception_handler(RequestValidationError)

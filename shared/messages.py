@@ -130,6 +130,9 @@ class CommandEnvelope(BaseModel):
     actor: str
     issued_at: datetime
     origin: Origin | None = None
+    # The API could not check that the actor may see this incident (PostgreSQL was away):
+    # triage answers not_found for a restricted one, as the API would have.
+    unrestricted_only: bool = False
     command: Command
 
 

@@ -1,7 +1,6 @@
 """Ingestion: the HTTP edge (FastAPI) with an aiokafka producer; reads from PostgreSQL, which the recorder writes."""
 from __future__ import annotations
 
-import asyncio
 import logging
 from contextlib import asynccontextmanager
 
@@ -10,6 +9,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from shared.auth import Permission, allowed
+from shared.background import essential
 from shared.db.migrate import migrate
 from shared.db.pool import create_pool
 from shared.domain.organisation import Organisation
@@ -46,7 +46,8 @@ def create_app(settings: Settings, org: Organisation) -> FastAPI:
         recorded = RecordedListener(settings.database_url)
         await recorded.start()
         app.state.runtime = Runtime(settings=settings, org=org, pool=pool, producer=producer, recorded=recorded)
-        watchdog = asyncio.create_task(Watchdog(settings.kafka_bootstrap, settings.liveness_seconds, "ingestion").run())
+        watchdog = essential(Watchdog(settings.kafka_bootstrap, settings.liveness_seconds, "ingestion").run(),
+                             "liveness watchdog")
         log.info("ingestion listening on http://%s:%s", settings.ingestion_host, settings.ingestion_port)
         try:
             yield

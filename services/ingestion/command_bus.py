@@ -13,11 +13,24 @@ import asyncpg
 
 from shared import catalogue as cat
 from shared.db import queries
+from shared.db.unavailable import unavailable
 from shared.kafka.json_producer import JsonProducer
 from shared.messages import CommandEnvelope
 
 from .errors import ApiError
 from .recorded import RecordedListener
+
+
+class CommandPending(Exception):
+    """The command is on incident.commands, but its verdict cannot be read: PostgreSQL is away.
+
+    Triage applies it without the database; the recorder writes the result once it is back.
+    """
+
+    def __init__(self, command_id: str) -> None:
+        super().__init__(command_id)
+        self.command_id = command_id
+
 
 async def execute(
     pool: asyncpg.Pool,
@@ -27,16 +40,32 @@ async def execute(
     command,
     actor: str,
     timeout: float,
+    unrestricted_only: bool = False,
 ) -> int:
-    """Publish the command, wait for triage's verdict and the recorder; return the new version."""
+    """Publish the command, wait for triage's verdict and the recorder; return the new version.
+
+    ``unrestricted_only``: the incident's visibility could not be checked (the database is
+    away) and the actor may not see restricted incidents, so triage checks it instead.
+    """
     envelope = CommandEnvelope(
         command_id=str(uuid.uuid4()),
         incident_id=incident_id,
         actor=actor,
         issued_at=datetime.now(timezone.utc),
+        unrestricted_only=unrestricted_only,
         command=command,
     )
     await producer.send(cat.INCIDENT_COMMANDS.name, incident_id, envelope)
+    try:
+        return await _answer(pool, recorded, envelope, timeout)
+    except Exception as exc:  # noqa: BLE001 - sorted just below: the database away, or raised
+        if not unavailable(exc):
+            raise
+        raise CommandPending(envelope.command_id) from None
+
+
+async def _answer(pool: asyncpg.Pool, recorded: RecordedListener, envelope: CommandEnvelope, timeout: float) -> int:
+    incident_id, command = envelope.incident_id, envelope.command
     deadline = asyncio.get_running_loop().time() + timeout
     async with pool.acquire() as conn:
         async def verdict():

@@ -17,7 +17,9 @@ from starlette.types import Receive, Scope, Send
 
 from . import intake
 from .body import Answer, Body
-from .errors import ApiError
+from shared.db.unavailable import unavailable
+
+from .errors import OUTAGE_LOG, ApiError, database_unavailable
 
 log = logging.getLogger("ingestion.edge")
 
@@ -56,9 +58,13 @@ class IntakeEdge:
             answer = error_answer(exc)
         except ClientDisconnect:
             return  # nobody to answer; nothing was published
-        except Exception:  # noqa: BLE001 - a bug answers 500 and is logged, never kills the server
-            log.exception("intake %s failed", scope["path"])
-            answer = _INTERNAL
+        except Exception as exc:  # noqa: BLE001 - a bug answers 500 and is logged, never kills the server
+            if unavailable(exc):
+                OUTAGE_LOG.warn(exc)
+                answer = error_answer(database_unavailable())
+            else:
+                log.exception("intake %s failed", scope["path"])
+                answer = _INTERNAL
         await send_answer(send, answer)
 
 

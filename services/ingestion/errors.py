@@ -1,18 +1,50 @@
 """The API's error shape: {"error": "...", "detail": ...} with a 4xx that says what was wrong."""
 from __future__ import annotations
 
+import logging
+import time
 from typing import Any
 
+import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from shared.db.unavailable import unavailable
+
+log = logging.getLogger("ingestion.errors")
+
+# PostgreSQL restarts in seconds; a client told to come back sooner only adds load.
+RETRY_AFTER_SECONDS = 5
 
 
 class ApiError(Exception):
     def __init__(self, status: int, error: str, detail: Any = None, headers: dict[str, str] | None = None) -> None:
         super().__init__(error)
         self.status, self.error, self.detail, self.headers = status, error, detail, headers
+
+
+def database_unavailable() -> ApiError:
+    """The answer of a request that needs PostgreSQL while it is away (never a 500)."""
+    return ApiError(503, "the database is unavailable: this request needs PostgreSQL; retry shortly",
+                    {"retry_after_seconds": RETRY_AFTER_SECONDS}, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+
+
+class _OutageLog:
+    """One warning per outage-ish interval, not one per request (hundreds a second in a storm)."""
+
+    def __init__(self, every: float = 10.0) -> None:
+        self.every, self.last = every, float("-inf")
+
+    def warn(self, exc: BaseException) -> None:
+        now = time.monotonic()
+        if now - self.last >= self.every:
+            self.last = now
+            log.warning("answering 503: PostgreSQL unavailable (%s: %s)", type(exc).__name__, exc)
+
+
+OUTAGE_LOG = _OutageLog()
 
 
 def field_errors(errors: list[dict]) -> list[dict[str, str]]:
@@ -28,6 +60,18 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
         return JSONResponse({"error": exc.error, "detail": exc.detail}, status_code=exc.status, headers=exc.headers)
+
+    async def _database(_: Request, exc: Exception) -> JSONResponse:
+        # Every read and write path of the API: a database that is away (shared/db/unavailable.py)
+        # is a 503 with Retry-After; anything else is a bug and stays a logged 500.
+        if not unavailable(exc):
+            raise exc
+        OUTAGE_LOG.warn(exc)
+        answer = database_unavailable()
+        return JSONResponse({"error": answer.error, "detail": answer.detail}, status_code=503, headers=answer.headers)
+
+    for kind in (asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError, OSError):
+        app.add_exception_handler(kind, _database)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:

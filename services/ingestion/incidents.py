@@ -13,6 +13,7 @@ from shared.auth import Permission
 from shared.db import queries
 from shared.db.ids import allocate_incident_id
 from shared.db.tokens import Principal
+from shared.db.unavailable import unavailable
 from shared.domain import commands as c
 from shared.domain.ids import INCIDENT_ID
 from shared.domain.incident import ActionStatus, IncidentStatus, Priority
@@ -20,7 +21,7 @@ from shared.domain.organisation import Category, Severity
 from shared.domain.visibility import is_restricted, visible
 
 from . import views
-from .command_bus import execute
+from .command_bus import CommandPending, execute
 from .errors import ApiError
 from .runtime import Runtime
 from .security import actor_name, can_see_restricted, needs, require
@@ -59,17 +60,43 @@ async def _view(rt: Runtime, incident_id: str) -> dict[str, Any]:
         return await views.full(conn, row)
 
 
-async def _command(request: Request, incident_id: str, command, permission: Permission) -> dict[str, Any]:
+def pending(incident_id: str, command_id: str | None) -> JSONResponse:
+    """202: the command is on incident.commands and will be applied; its result is not readable now."""
+    return JSONResponse(
+        {"status": "accepted", "applied": False, "incident_id": incident_id, "command_id": command_id,
+         "detail": "the database is unavailable: the command is on the broker and triage applies it; "
+                   "read the incident again once the database is back"},
+        status_code=202, headers={"Location": f"/v1/incidents/{incident_id}"},
+    )
+
+
+async def _command(request: Request, incident_id: str, command, permission: Permission) -> dict[str, Any] | JSONResponse:
     principal = await require(request, permission)
     rt = _rt(request)
-    await _visible_row(rt, principal, incident_id)
-    await execute(rt.pool, rt.producer, rt.recorded, incident_id, command, actor_name(principal),
-                  rt.settings.command_timeout_seconds)
-    return await _view(rt, incident_id)
+    try:
+        await _visible_row(rt, principal, incident_id)
+        checked = True
+    except Exception as exc:  # noqa: BLE001 - sorted just below: the database away, or raised
+        if not unavailable(exc):
+            raise
+        # Commands do not need PostgreSQL: triage holds the incident. It checks what could
+        # not be checked here (a restricted incident is not found for this actor).
+        checked = False
+    try:
+        await execute(rt.pool, rt.producer, rt.recorded, incident_id, command, actor_name(principal),
+                      rt.settings.command_timeout_seconds,
+                      unrestricted_only=not checked and not can_see_restricted(principal))
+        return await _view(rt, incident_id)
+    except CommandPending as exc:
+        return pending(incident_id, exc.command_id)
+    except Exception as exc:  # noqa: BLE001 - applied, but the database went away before the view was read
+        if not unavailable(exc):
+            raise
+        return pending(incident_id, None)
 
 
 @router.post("", status_code=201, summary="Declare an incident by hand", dependencies=[needs(Permission.DECLARE)])
-async def declare(request: Request, body: Declare) -> dict[str, Any]:
+async def declare(request: Request, body: Declare) -> dict[str, Any]:  # or a 202 when pending
     principal = await require(request, Permission.DECLARE)
     rt = _rt(request)
     if body.category is not None and is_restricted(body.category) and not can_see_restricted(principal):
@@ -87,8 +114,11 @@ async def declare(request: Request, body: Declare) -> dict[str, Any]:
         commander=body.commander,
         labels=body.labels,
     )
-    await execute(rt.pool, rt.producer, rt.recorded, incident_id, command, actor_name(principal),
-                  rt.settings.command_timeout_seconds)
+    try:
+        await execute(rt.pool, rt.producer, rt.recorded, incident_id, command, actor_name(principal),
+                      rt.settings.command_timeout_seconds)
+    except CommandPending as exc:
+        return pending(incident_id, exc.command_id)
     return await _view(rt, incident_id)
 
 
@@ -200,7 +230,7 @@ async def get_postmortem(request: Request, incident_id: IncidentId):
 
 async def _postmortem_command(request: Request, incident_id: str, command) -> dict[str, Any]:
     view = await _command(request, incident_id, command, Permission.POSTMORTEM)
-    return view["postmortem"]
+    return view if isinstance(view, JSONResponse) else view["postmortem"]
 
 
 @router.put("/{incident_id}/postmortem", summary="Write postmortem sections (creates it if missing)", dependencies=[needs(Permission.POSTMORTEM)])

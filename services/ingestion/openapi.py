@@ -361,7 +361,13 @@ def _errors_for(method: str, path: str, operation: dict) -> dict[str, dict]:
         errors["404"] = _error("No such incident (or not visible to this role), or no postmortem yet")
     if method in ("post", "put", "patch") and path.startswith("/v1/incidents"):
         errors["409"] = _error("The lifecycle forbids this now; the error says why")
-        errors["503"] = _error("Accepted but not applied in time; read the incident again shortly")
+        errors["503"] = _error("Accepted but not applied in time (read the incident again shortly), or the "
+                               "database is unavailable before the command was sent (Retry-After)",
+                               headers=_RETRY_AFTER)
+        errors["202"] = {"description": "The database is unavailable: the command is on the broker and will be "
+                                        "applied; `command_id` names it. Read the incident once the database is back"}
+    # Every authenticated path reads PostgreSQL (credentials are cached for intake).
+    errors.setdefault("503", _error("The database is unavailable; retry after Retry-After", headers=_RETRY_AFTER))
     return errors
 
 

@@ -16,6 +16,7 @@ from typing import Awaitable, Callable, TypeVar
 
 import asyncpg
 
+from shared.background import essential
 from shared.db.records import RECORDED_CHANNEL
 
 log = logging.getLogger("ingestion.recorded")
@@ -32,7 +33,9 @@ class RecordedListener:
         self.listening = asyncio.Event()
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._listen_forever(), name="recorded listener")
+        # Without it every command answer waits for the 0.5 s re-check: a listener that died
+        # of a bug takes the process down rather than leave it slow behind a green /readyz.
+        self._task = essential(self._listen_forever(), "recorded listener")
 
     async def stop(self) -> None:
         if self._task is not None:

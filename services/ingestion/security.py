@@ -13,9 +13,10 @@ from fastapi import Depends, Request
 
 from shared.auth import Permission, Role, allowed, hash_secret
 from shared.db.tokens import Principal, authenticate
+from shared.db.unavailable import unavailable
 from shared.domain.auth_failures import FailedAuthentications
 
-from .errors import ApiError
+from .errors import RETRY_AFTER_SECONDS, ApiError
 
 log = logging.getLogger("ingestion.security")
 
@@ -26,8 +27,6 @@ FRESH_SECONDS = 30.0
 # coming in through a database outage (README, "Intake limits and credentials").
 STALE_SECONDS = 3600.0
 MAX_ENTRIES = 10_000
-_DATABASE_DOWN = (OSError, asyncio.TimeoutError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
-                  asyncpg.CannotConnectNowError)
 
 
 @dataclass
@@ -106,13 +105,18 @@ async def _check(pool: asyncpg.Pool, cache: TokenCache, digest: str, secret: str
     try:
         async with pool.acquire(timeout=2) as conn:
             principal = await authenticate(conn, secret)
-    except _DATABASE_DOWN as exc:
+    except Exception as exc:  # noqa: BLE001 - sorted just below: an outage, or raised
+        # shared/db/unavailable.py's rule: a server shutting down (AdminShutdownError) or
+        # starting (CannotConnectNowError) is as away as one refusing connections.
+        if not unavailable(exc):
+            raise
         hit, principal = cache.get(digest, max_age=STALE_SECONDS)
         if hit:
             return principal
         log.warning("credential not checked, PostgreSQL unavailable: %r", exc)
         raise ApiError(503, "credentials cannot be checked now: the database is unavailable; retry",
-                       {"retry_after_seconds": 5}, headers={"Retry-After": "5"}) from None
+                       {"retry_after_seconds": RETRY_AFTER_SECONDS},
+                       headers={"Retry-After": str(RETRY_AFTER_SECONDS)}) from None
     cache.put(digest, principal)
     return principal
 

@@ -198,6 +198,8 @@ def apply_command(
     state = record.incident
     ctx = Context(now=now, org=org, actor=envelope.actor)
     try:
+        if envelope.unrestricted_only and state is not None and state.restricted:
+            raise NotFound(f"no incident {envelope.incident_id}")
         changes = decide(state, envelope.command, ctx)
     except (Rejected, NotFound) as exc:
         outcome = "not_found" if isinstance(exc, NotFound) else "rejected"

@@ -11,9 +11,18 @@ import httpx
 class ApiRefusal(Exception):
     """The API answered 4xx/5xx (or not at all); ``message`` is its reason, shown to the user."""
 
-    def __init__(self, status: int, message: str, fields: list[str] | None = None) -> None:
+    def __init__(self, status: int, message: str, fields: list[str] | None = None,
+                 retry_after: str | None = None) -> None:
         super().__init__(message)
-        self.status, self.message, self.fields = status, message, fields or []
+        self.status, self.message, self.fields, self.retry_after = status, message, fields or [], retry_after
+
+
+class CommandPending(ApiRefusal):
+    """202: the API put the command on the broker but cannot say yet how it ended (its database is away)."""
+
+    def __init__(self, incident_id: str) -> None:
+        super().__init__(202, f"Accepted: the database is unavailable, so the command for {incident_id} is on its "
+                              "way and will be applied; reload the incident once the database is back.")
 
 
 def incident_path(incident_id: str, *rest: str) -> str:
@@ -30,6 +39,9 @@ def _refusal(response: httpx.Response) -> ApiRefusal:
     detail = body.get("detail")
     fields = [f"{d['field']}: {d.get('message', 'invalid')}" for d in detail or () if isinstance(d, dict) and "field" in d] \
         if isinstance(detail, list) else []
+    if response.status_code == 503:
+        # The API is there but something behind it is not (its database): say so, and when to retry.
+        return ApiRefusal(503, message, fields, response.headers.get("retry-after"))
     status = response.status_code if response.status_code < 500 else 502
     return ApiRefusal(status, message, fields)
 
@@ -52,7 +64,10 @@ class UserApi:
             raise ApiRefusal(502, f"the API cannot be reached ({type(exc).__name__}); try again shortly") from None
         if response.status_code >= 400:
             raise _refusal(response)
-        return response.json()
+        body = response.json()
+        if response.status_code == 202 and isinstance(body, dict) and body.get("applied") is False:
+            raise CommandPending(str(body.get("incident_id", "")))
+        return body
 
     async def get(self, path: str, params: Any = None) -> Any:
         return await self.request("GET", path, params=params)

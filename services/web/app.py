@@ -76,6 +76,11 @@ def create_app(settings: Settings, org: Organisation) -> FastAPI:
             return Response("sign in first", status_code=401)
         return redirect(sign_in_url(request), request)
 
+    @app.exception_handler(ApiRefusal)
+    async def _refused(request: Request, exc: ApiRefusal) -> Response:
+        # A page that did not catch the API's refusal still shows it (a 503 stays a 503), never a 500.
+        return refusal_page(request, exc)
+
     @app.exception_handler(CsrfRefused)
     async def _csrf(request: Request, _: CsrfRefused) -> Response:
         return refusal_page(request, ApiRefusal(

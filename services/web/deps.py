@@ -91,4 +91,7 @@ def sign_in_url(request: Request) -> str:
 
 
 def refusal_page(request: Request, refusal: ApiRefusal) -> HTMLResponse:
-    return render(request, "problem.html", status=refusal.status, refusal=refusal)
+    page = render(request, "problem.html", status=refusal.status, refusal=refusal)
+    if refusal.retry_after:
+        page.headers["Retry-After"] = refusal.retry_after
+    return page

@@ -9,7 +9,7 @@ from fastapi.responses import Response
 
 from shared.domain.ids import INCIDENT_ID
 
-from .api import ApiRefusal, incident_path
+from .api import ApiRefusal, CommandPending, incident_path
 from .deps import api_for, console, form_with_csrf, is_htmx, redirect, refusal_page, render, signed_in
 from .offers import offers_for
 from .sessions import Session
@@ -100,6 +100,8 @@ async def run_command(request: Request, kind: str, incident_id: str = IncidentId
     problem = None
     try:
         view = await api.post(incident_path(incident_id, path), body(form))
+    except CommandPending as accepted:
+        return refusal_page(request, accepted)  # the incident cannot be read back until the database returns
     except ApiRefusal as refusal:
         problem = refusal
         try:

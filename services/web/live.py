@@ -54,8 +54,11 @@ async def incident_changes(request: Request, incident_id: str = Path(pattern=INC
                            session: Session = Depends(signed_in)) -> AsyncIterable[ServerSentEvent]:
     api = api_for(request, session)
     with console(request).feed.subscribe(incident_id) as subscription:
-        if not await api.visible(incident_id):
-            return
+        try:
+            if not await api.visible(incident_id):
+                return
+        except ApiRefusal:
+            return  # the API (or its database) is away: the browser's EventSource connects again
         yield ServerSentEvent(event="live", data=incident_id)
         while _still_signed_in(request, session):
             await subscription.wake.wait()

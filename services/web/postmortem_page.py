@@ -8,7 +8,7 @@ from fastapi.responses import Response
 
 from shared.domain.ids import INCIDENT_ID
 
-from .api import ApiRefusal, incident_path
+from .api import ApiRefusal, CommandPending, incident_path
 from .deps import api_for, console, form_with_csrf, is_htmx, redirect, refusal_page, render, signed_in
 from .offers import offers_for
 from .sessions import Session
@@ -63,6 +63,8 @@ async def _send(request: Request, session: Session, incident_id: str, method: st
                 body: dict[str, Any], saved: str) -> Response:
     try:
         await api_for(request, session).request(method, incident_path(incident_id, "postmortem", *path), json=body)
+    except CommandPending as accepted:
+        return refusal_page(request, accepted)
     except ApiRefusal as refusal:
         return await _editor(request, session, incident_id, problem=refusal)
     if not is_htmx(request):

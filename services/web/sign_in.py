@@ -54,7 +54,8 @@ async def sign_in(request: Request) -> Response:
             401: "That token is not valid, or it has been revoked.",
             403: "That credential cannot sign in: use a user token, not an integration key.",
         }.get(refusal.status, f"The API could not check the token: {refusal.message}")
-        return _sign_in_page(request, problem, refusal.status if refusal.status < 500 else 502, next_url)
+        return _sign_in_page(request, problem, refusal.status if refusal.status < 500 or refusal.status == 503 else 502,
+                             next_url)
     session = c.sessions.create(token, me["name"], me["role"], me["permissions"])
     response = redirect(next_url)
     response.set_cookie(SESSION_COOKIE, session.session_id, httponly=True, samesite="strict", path="/",

@@ -38,8 +38,13 @@ def unavailable(exc: BaseException) -> bool:
         return True
     if isinstance(exc, asyncpg.PostgresError):
         return False
-    # The connection closed under us, could not be made, or timed out.
-    return isinstance(exc, (asyncpg.InterfaceError, OSError, asyncio.TimeoutError, ConnectionError))
+    # The connection closed under us, could not be made, or timed out. InternalClientError
+    # ("cannot switch to state 12; another operation is in progress") is what asyncpg raises
+    # for a query on a connection the server terminated under it (a fast shutdown; seen in
+    # tests/integration/test_fault_postgres.py; MagicStack/asyncpg#1069): the pool
+    # terminates that connection on release, so the next attempt gets a fresh one.
+    return isinstance(exc, (asyncpg.InterfaceError, _base.InternalClientError, OSError, asyncio.TimeoutError,
+                            ConnectionError))
 
 
 def refused(exc: BaseException) -> bool:

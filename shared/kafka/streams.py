@@ -6,11 +6,11 @@ import logging
 from datetime import datetime, timezone
 from typing import TypeVar
 
-import asyncpg
 from aiokafka.errors import KafkaError, KafkaTimeoutError, ProducerClosed
 from faust.exceptions import PartitionsMismatch
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
+from ..db.unavailable import unavailable
 from ..messages import DeadLetter, Origin
 from .json_producer import encode
 from .liveness import DEPENDENCY_WAITS, STALLS
@@ -81,9 +81,13 @@ def send_model(topic, key: str, message: BaseModel):
 
 
 def transient(exc: BaseException) -> bool:
-    """A failure of a dependency (broker, database) rather than of the message: retry, never dead-letter."""
-    if isinstance(exc, (asyncpg.PostgresConnectionError, asyncpg.InterfaceError, PartitionsMismatch,
-                        OSError, ConnectionError)):
+    """A failure of a dependency (broker, database) rather than of the message: retry, never dead-letter.
+
+    The database's side is shared/db/unavailable.py's rule: a restarting PostgreSQL answers
+    CannotConnectNowError and AdminShutdownError, which are not connection errors to asyncpg,
+    and an alert whose incident id could not be allocated then must wait, not be dead-lettered.
+    """
+    if isinstance(exc, (PartitionsMismatch, OSError, ConnectionError)) or unavailable(exc):
         return True
     if isinstance(exc, KafkaError):
         # aiokafka calls a send that timed out in its buffer "not retriable"; for an agent it

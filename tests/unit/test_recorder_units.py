@@ -70,6 +70,8 @@ def test_a_batch_keeps_the_newest_reference_per_fingerprint_whatever_the_order()
     asyncpg.exceptions.TooManyConnectionsError("too many clients"),
     asyncpg.exceptions.DeadlockDetectedError("deadlock"),
     asyncpg.InterfaceError("connection is closed"),
+    # A query on a connection the server terminated under it (fast shutdown).
+    asyncpg.InternalClientError("cannot switch to state 12; another operation (2) is in progress"),
     ConnectionRefusedError(111, "refused"),
     asyncio.TimeoutError(),
 ])

@@ -160,3 +160,27 @@ def test_command_ids_are_stable_for_redelivered_alerts(org, make_alert, status):
     message = _message(org, make_alert(action=AlertAction.RESOLVE if status == "resolved" else AlertAction.TRIGGER), offset=7)
     assert _attach(message).command_id == _attach(message).command_id
     assert open_command(message, "X", None).command_id == "open:alerts.intake:0:7"
+
+
+def _unchecked(command, command_id="c9"):
+    """A command the API sent while PostgreSQL was away, for an actor who may not see restricted incidents."""
+    return _person(command, command_id).model_copy(update={"unrestricted_only": True})
+
+
+def test_an_unchecked_command_on_a_restricted_incident_is_not_found(org, make_alert, now):
+    security = make_alert(labels={"alertname": "Intrusion", "instance": "erp-1", "category": "security"})
+    opened = apply_command(IncidentRecord(), open_command(_message(org, security), "INC-2026-03-02-001", None), 0,
+                           org, now)
+    assert opened.record.incident.restricted
+    refused = apply_command(opened.record, _unchecked(Acknowledge()), 1, org, now)
+    assert refused.result.outcome == "not_found" and refused.record.incident.version == opened.record.incident.version
+    # The same actor's command, checked by the API first, is applied as usual.
+    checked = apply_command(opened.record, _person(Acknowledge()), 2, org, now)
+    assert checked.result.outcome == "applied"
+
+
+def test_an_unchecked_command_on_an_unrestricted_incident_is_applied(org, make_alert, now):
+    _, opened = _opened(org, make_alert, now)
+    assert not opened.record.incident.restricted
+    acked = apply_command(opened.record, _unchecked(Acknowledge()), 1, org, now)
+    assert acked.result.outcome == "applied" and acked.record.incident.status is IncidentStatus.ACKNOWLEDGED

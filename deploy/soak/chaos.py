@@ -3,7 +3,7 @@
 Every fault is followed by a wait for readiness (the end-to-end probe through Kafka),
 timed: that is the recovery time reported. Meanwhile the PIDs of every service process
 are watched, so that restarts nobody asked for (a watchdog's exit 75, a crash) are
-counted and every process that ever ran is known to the final check.
+counted and every process that ever ran is known to the final check (and the machine's load sampled).
 """
 from __future__ import annotations
 
@@ -77,6 +77,7 @@ class Chaos:
     seen_pids: dict[str, set[int]] = field(default_factory=dict)  # service -> every child PID observed
     broker_pids: set[int] = field(default_factory=set)
     killed: list[int] = field(default_factory=list)
+    load1: list[float] = field(default_factory=list)  # the machine's 1-minute load, sampled as PIDs are
 
     def plan(self) -> list[tuple[float, str]]:
         """(second, target) for each fault: gaps drawn from ``gaps``; the one nearest the
@@ -92,6 +93,7 @@ class Chaos:
         return [(at, "broker" if i == middle else rng.choice(KILLABLE)) for i, at in enumerate(times)]
 
     def watch(self) -> None:
+        self.load1.append(os.getloadavg()[0])
         for name in self.platform.procs:
             pid = self.platform.child_pid(name)
             if pid is not None:

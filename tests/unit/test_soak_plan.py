@@ -85,3 +85,23 @@ def test_the_process_check_names_what_is_left_and_what_died():
     assert not left.ok and str(me) in left.violations[0] and left.figures["left_behind"] == 1
     borrowed = invariants.processes({"services": {gone.pid, me}}, still_running={"triage": me, "web": gone.pid})
     assert borrowed.violations == [f"web (pid {gone.pid}) is not running"]
+
+
+def test_a_database_row_equal_to_the_table_value_has_no_differences_and_each_change_is_named(open_incident):
+    import json
+    from enum import Enum
+
+    import invariants
+
+    from shared.domain.incident_summary import FIELDS, IncidentSummary
+
+    incident = open_incident().state
+    table_value = {"incident": incident.model_dump(mode="json"), "audit_head": "abc", "applied_offset": 3}
+    summary = IncidentSummary.of(incident)
+    row = {name: (v.value if isinstance(v := getattr(summary, name), Enum) else v) for name in FIELDS}
+    row.update(audit_head="abc", record=json.dumps(incident.model_dump(mode="json")))
+    assert invariants._differences(table_value, row) == []
+    row.update(status="closed", audit_head="def",
+               record=json.dumps({**incident.model_dump(mode="json"), "title": "another"}))
+    found = invariants._differences(table_value, row)
+    assert [f.split(":")[0] for f in found] == ["status", "audit_head", "record.title"]

@@ -63,7 +63,7 @@ class Load:
                  keys: int = 300, hosts: int = 10, command_rate: float = 2.0, seed: int = 0,
                  incidents=None, max_in_flight: int = 32) -> None:
         self.api_url, self.key, self.admin_token, self.org = api_url, key, admin_token, org
-        self.run, self.rate, self.hosts, self.command_rate = run, rate, hosts, command_rate
+        self.run_id, self.rate, self.hosts, self.command_rate = run, rate, hosts, command_rate
         self.keys = keys_of(run, keys)
         self.rng = random.Random(seed)
         self.ledger = Ledger()
@@ -73,7 +73,7 @@ class Load:
         self.fired: set[tuple[Key, int]] = set()
 
     def alert(self, key: Key, host: int, resolved: bool) -> tuple[dict, str]:
-        labels = {"alertname": key.alertname, "instance": f"host-{host}", "soak": self.run}
+        labels = {"alertname": key.alertname, "instance": f"host-{host}", "soak": self.run_id}
         body = {"service": key.service, "summary": f"{key.alertname} on host-{host}", "severity": "warning",
                 "labels": labels}
         if key.dedup:

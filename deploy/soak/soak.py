@@ -68,6 +68,7 @@ class Report:
     load: Load
     checks: list[invariants.Check]
     load1: list[float]
+    loadavg: tuple[tuple[float, ...], tuple[float, ...]] = ((), ())  # (1, 5, 15 min) at the start and the end
 
     @property
     def ok(self) -> bool:
@@ -98,7 +99,8 @@ class Report:
             out.append(f"SOAK command 5xx (first 3) {ledger.command_5xx[:3]}")
         if self.load1:
             out.append(f"SOAK load1 min {min(self.load1):.2f} mean {sum(self.load1) / len(self.load1):.2f} "
-                       f"max {max(self.load1):.2f} ({os.cpu_count()} cpus)")
+                       f"max {max(self.load1):.2f} ({os.cpu_count()} cpus); load average at start "
+                       f"{' '.join(f'{x:.2f}' for x in self.loadavg[0])}, at end {' '.join(f'{x:.2f}' for x in self.loadavg[1])}")
         out += [f"SOAK {check.line()}" for check in self.checks]
         out.append(f"SOAK verdict: {'every invariant held' if self.ok else 'VIOLATED'}")
         return out
@@ -162,6 +164,7 @@ def run(platform: Platform, broker: Broker, key: str, admin_token: str, settings
     print(f"SOAK run {run_id}: starting, {settings.minutes:g} min, seed {settings.seed}; plan "
           + ", ".join(f"{t:.0f}s {what}" for t, what in chaos.plan()), flush=True)
     [since] = sql("SELECT now() AS t")
+    loadavg_start = os.getloadavg()
     sender = LoadThread(load)
     sender.start()
     try:
@@ -178,7 +181,7 @@ def run(platform: Platform, broker: Broker, key: str, admin_token: str, settings
         ("metrics=sql", lambda: invariants.metrics(platform)),
         ("notifications", lambda: invariants.notifications(rows, TEAMS)),
     )]
-    return Report(run_id, settings, chaos, load, checks, chaos.load1)
+    return Report(run_id, settings, chaos, load, checks, chaos.load1, (loadavg_start, os.getloadavg()))
 
 
 def _checked(name: str, check) -> invariants.Check:

@@ -90,7 +90,12 @@ class Chaos:
         if not times:
             return []
         middle = min(range(len(times)), key=lambda i: abs(times[i] - self.seconds / 2))
-        return [(at, "broker" if i == middle else rng.choice(KILLABLE)) for i, at in enumerate(times)]
+        # Drawn from shuffled rounds of every service: random, yet each one is killed before any twice.
+        victims: list[str] = []
+        while len(victims) < len(times):
+            victims += rng.sample(KILLABLE, len(KILLABLE))
+        kills = iter(victims)
+        return [(at, "broker" if i == middle else next(kills)) for i, at in enumerate(times)]
 
     def watch(self) -> None:
         self.load1.append(os.getloadavg()[0])

@@ -30,6 +30,7 @@ def test_ten_minutes_hold_one_broker_restart_near_the_middle_and_kills_every_30_
         assert times[-1] < 595 and len(faults) >= 9
         broker_at = next(t for t, what in faults if what == "broker")
         assert abs(broker_at - 300) <= 30
+        assert set(KILLABLE) <= {what for _, what in faults}  # ten minutes kill every service at least once
 
 
 def test_the_same_seed_gives_the_same_plan():

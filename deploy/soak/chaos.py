@@ -18,6 +18,8 @@ from pathlib import Path
 from harness import REPO, Platform, wait_until
 
 KILLABLE = ("ingestion", "triage", "escalation", "notification", "metrics", "recorder")
+# Seconds a service may take to answer ready again; beyond it the fault is a violation (the soak goes on).
+RECOVERY_BOUND = {"kill": 180.0, "broker": 240.0, "end": 300.0}
 
 
 def pid_alive(pid: int) -> bool:
@@ -57,13 +59,15 @@ class Fault:
     what: str  # "kill <service>" or "broker restart"
     old_pid: int
     new_pid: int
-    recovery_s: float  # from the fault until every affected service answered ready
+    recovery_s: float | None  # from the fault until every affected service answered ready (None: not in time)
     down_s: float = 0.0  # the broker: from SIGTERM until it was serving again
+    why: str = ""  # the last readiness answer, when it did not recover in time
 
     def line(self) -> str:
         down = f", broker down {self.down_s:.1f} s" if self.down_s else ""
-        return (f"t={self.at_s:6.1f}s {self.what:<22} pid {self.old_pid} -> {self.new_pid}, "
-                f"ready again after {self.recovery_s:.1f} s{down}")
+        ready = (f"ready again after {self.recovery_s:.1f} s" if self.recovery_s is not None
+                 else f"NOT ready again in time ({self.why})")
+        return f"t={self.at_s:6.1f}s {self.what:<22} pid {self.old_pid} -> {self.new_pid}, {ready}{down}"
 
 
 @dataclass
@@ -77,6 +81,8 @@ class Chaos:
     seen_pids: dict[str, set[int]] = field(default_factory=dict)  # service -> every child PID observed
     broker_pids: set[int] = field(default_factory=set)
     killed: list[int] = field(default_factory=list)
+    final_ready_s: float | None = None
+    final_why: str = ""
     load1: list[float] = field(default_factory=list)  # the machine's 1-minute load, sampled as PIDs are
 
     def plan(self) -> list[tuple[float, str]]:
@@ -114,26 +120,48 @@ class Chaos:
             self.watch()
             time.sleep(min(0.5, left))  # a schedule, not a wait for a condition
 
+    def recover(self, names: tuple[str, ...], bound: float) -> tuple[float | None, str]:
+        """Seconds until every one of ``names`` answers ready (None: not within ``bound``, with
+        why not), noting PIDs meanwhile: a service that keeps restarting is seen doing so."""
+        begun, why = time.monotonic(), ""
+        waiting = list(names)
+        while waiting:
+            if time.monotonic() - begun > bound:
+                return None, why
+            self.watch()
+            ok, answer = self.platform.readiness(waiting[0])
+            if ok:
+                waiting.pop(0)
+            else:
+                why = f"{waiting[0]}: {answer[:120]}"
+                time.sleep(0.5)  # the interval of a wait for readiness, as wait_ready's
+        return time.monotonic() - begun, ""
+
     def run(self, started: float) -> None:
         self.watch()
+        everything = tuple(self.platform.procs)
         for at, target in self.plan():
             self.pause(started + at)
             begun = time.monotonic()
             if target == "broker":
                 old, new, down = self.broker.restart()
                 self.broker_pids |= {old, new}
-                self.platform.wait_ready(timeout=240)
-                fault = Fault(begun - started, "broker restart", old, new, time.monotonic() - begun, down)
+                recovered, why = self.recover(everything, RECOVERY_BOUND["broker"])
+                fault = Fault(begun - started, "broker restart", old, new, recovered, down, why)
             else:
                 old = wait_until(lambda: self.platform.child_pid(target), timeout=60, what=f"{target} running")
                 new = self.platform.kill(target, signal.SIGKILL)
                 self.killed.append(old)
-                self.platform.wait_ready(target, timeout=180)
-                fault = Fault(begun - started, f"kill {target}", old, new, time.monotonic() - begun)
+                recovered, why = self.recover((target,), RECOVERY_BOUND["kill"])
+                fault = Fault(begun - started, f"kill {target}", old, new, recovered, why=why)
+            if recovered is not None:
+                fault.recovery_s = time.monotonic() - begun  # from the fault itself, the restart included
             self.faults.append(fault)
             print(f"soak: {fault.line()}", flush=True)
             self.watch()
         self.pause(started + self.seconds)
+        # Whatever the last fault left, everything is ready again before the drain.
+        self.final_ready_s, self.final_why = self.recover(everything, RECOVERY_BOUND["end"])
 
     def unplanned_restarts(self) -> dict[str, int]:
         """Per service, child processes beyond the first and the ones our kills replaced."""

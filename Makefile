@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 PY := .local/venv/bin/python
 
-.PHONY: help setup run up down status test unit demo bench clean topics screenshots
+.PHONY: help setup run up down status test unit demo bench soak clean topics screenshots
 
 help:
 	@echo "make run     start everything in the foreground (Ctrl-C stops it)"
@@ -11,6 +11,7 @@ help:
 	@echo "make test    the whole suite against a real broker and database of its own"
 	@echo "make demo    drive one incident through its life on the running stack"
 	@echo "make bench   the benchmark beside Alertmanager (prints a table, writes .local/bench/results.json; BENCH_ARGS=...)"
+	@echo "make soak    the chaos soak: load, random SIGKILLs, a broker restart, then the invariants (MINUTES=10)"
 	@echo "make screenshots  PNGs of the web console (desktop and phone) in .local/screenshots/"
 
 setup:
@@ -42,6 +43,11 @@ demo: setup
 
 bench: setup
 	@bash deploy/scripts/bench.sh $(BENCH_ARGS)
+
+# The chaos soak on a stack of its own (SOAK_ARGS=... for soak.py's other options).
+MINUTES ?= 10
+soak: setup
+	@bash deploy/scripts/soak.sh --minutes $(MINUTES) $(SOAK_ARGS)
 
 screenshots:
 	@bash deploy/scripts/screenshots.sh

@@ -275,14 +275,15 @@ class Platform:
         return "\n".join(text[-lines:])
 
 
-def test_environment() -> dict[str, str]:
+def test_environment(state: Path | None = None) -> dict[str, str]:
+    """The services' environment; ``state`` (default .local/test) holds their data and organisation file."""
     missing = [name for name in ("KAFKA_BOOTSTRAP", "DATABASE_URL") if not os.environ.get(name)]
     if missing:
         raise RuntimeError(
             f"{', '.join(missing)} not set: integration tests run through `make test`, "
             "which starts their own broker and database"
         )
-    state = REPO / ".local" / "test"
+    state = state or REPO / ".local" / "test"
     offset = int(os.environ.get("TEST_PORT_OFFSET", "0"))
     webhook_port = 18580 + offset
     # The organisation names the tests' loopback webhook receiver, whose port follows the offset.

@@ -128,3 +128,27 @@ def test_one_partition_read_slowly_while_the_agent_moves_elsewhere_is_not_a_stal
     progress.observe({"route": {a: (10, 50), b: (0, 90)}}, now=0.0)
     for second in range(1, 60):
         assert progress.observe({"route": {a: (10, 50), b: (second, 90)}}, now=float(second)) is None
+
+
+def test_nothing_is_taken_between_an_assignment_and_its_seek_to_the_commit(monkeypatch):
+    """A restarted worker was handed messages from past the commit before its seek (correction 4)."""
+    async def seek_done(_consumer):
+        pass
+
+    monkeypatch.setattr(faust_fixes, "_original_assigned", lambda *_: seek_done(None))
+    monkeypatch.setattr(faust_fixes, "_original_perform_seek", seek_done)
+    consumer = FakeConsumer()  # a new process: no commit known yet
+    asyncio.run(faust_fixes._on_partitions_assigned(consumer, set(), 3))
+    # Fetched from the log's end before the seek: held back, no rewind (the seek brings them).
+    assert _run(consumer, [144, 145, 146], generation=3) == []
+    assert consumer.seeks == [] and faust_fixes._NEXT == {}
+    consumer.committed[TP("triage.alerts", 0)] = 25
+    asyncio.run(faust_fixes._perform_seek(consumer))
+    # From the commit, in order.
+    assert _run(consumer, [25, 26, 27], generation=3) == [25, 26, 27]
+    # A second assignment needs its own seek: the first one's completion does not count for it.
+    asyncio.run(faust_fixes._on_partitions_assigned(consumer, set(), 4))
+    assert _run(consumer, [28], generation=4) == []
+    asyncio.run(faust_fixes._perform_seek(consumer))
+    consumer.committed[TP("triage.alerts", 0)] = 28
+    assert _run(consumer, [28], generation=4) == [28]

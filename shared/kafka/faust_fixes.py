@@ -39,7 +39,10 @@ consume (``guard_topics``), never to changelogs.
    offsets past the commit; the seek then brought the skipped ones, and the handlers took
    them for copies (the positions they remember had moved past them): 338 of 3,065 alerts
    lost. Here nothing is admitted from an assignment until its seek has completed; what
-   came before is held back unacknowledged, and the seek brings it again in order.
+   came before is held back unacknowledged, and the seek brings it again in order. A
+   partition with no commit yet is not sought at all by Faust, and was read from its end:
+   a notification service restarted after the first audit events of a partition lost their
+   notifications. Here such a partition is sought to its start (``earliest``, as configured).
 
 All of this only ever withholds an acknowledgement or reads again, never skips a record.
 """
@@ -241,6 +244,10 @@ async def _on_partitions_assigned(self: Consumer, assigned, generation_id: int =
 async def _perform_seek(self: Consumer) -> None:
     due = getattr(self, "_seeks_due", 0)  # the assignment this seek serves (a later one needs its own)
     await _original_perform_seek(self)
+    for tp in self.assignment():
+        # Faust stores a commit of 0 as None too: both mean "from the start".
+        if tp.topic in _GUARDED and self._committed_offset.get(tp) is None:
+            await self.seek(tp, 0)
     with _LOCK:
         self._seeks_done = max(getattr(self, "_seeks_done", 0), due)
 

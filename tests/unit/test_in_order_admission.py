@@ -179,3 +179,32 @@ def test_the_watchdog_reads_a_stuck_partition_again_at_half_the_bound_then_gives
     assert mended == [(a, 1)]
     at(16.0)
     assert mended == [(a, 1)]  # once per episode; at the bound the process exits (verdict)
+
+
+def test_nothing_is_taken_between_an_assignment_and_its_seek_to_the_commit(monkeypatch):
+    """A restarted worker was handed messages from past the commit before its seek (correction 4)."""
+    async def seek_done(_consumer):
+        pass
+
+    monkeypatch.setattr(faust_fixes, "_original_assigned", lambda *_: seek_done(None))
+    monkeypatch.setattr(faust_fixes, "_original_perform_seek", seek_done)
+    consumer = FakeConsumer(committed={TP("alerts.intake", 0): 7})  # triage.alerts:0 has no commit yet
+    faust_fixes.guard_topics(type("Channel", (), {"topics": ["triage.alerts", "alerts.intake"]})())
+    asyncio.run(faust_fixes._on_partitions_assigned(consumer, set(), 3))
+    # Fetched from the log's end before the seek: held back, no rewind (the seek brings them).
+    assert _run(consumer, [144, 145, 146], generation=3) == []
+    assert consumer.seeks == [] and faust_fixes._NEXT == {}
+    asyncio.run(faust_fixes._perform_seek(consumer))
+    # The partition with no commit is read from its start (Faust would leave it at its end).
+    assert consumer.seeks == [("triage.alerts", 0, 0)]
+    consumer.seeks.clear()
+    consumer.committed[TP("triage.alerts", 0)] = 25
+    # From the commit, in order.
+    assert _run(consumer, [25, 26, 27], generation=3) == [25, 26, 27]
+    # A second assignment needs its own seek: the first one's completion does not count for it.
+    asyncio.run(faust_fixes._on_partitions_assigned(consumer, set(), 4))
+    assert _run(consumer, [28], generation=4) == []
+    asyncio.run(faust_fixes._perform_seek(consumer))
+    assert consumer.seeks == []  # every partition has its commit now
+    consumer.committed[TP("triage.alerts", 0)] = 28
+    assert _run(consumer, [28], generation=4) == [28]

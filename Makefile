@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 PY := .local/venv/bin/python
 
-.PHONY: help setup run up down status test unit demo bench soak clean topics screenshots
+.PHONY: help setup run up down status test test-openapi-volume unit demo bench soak clean topics screenshots
 
 help:
 	@echo "make run     start everything in the foreground (Ctrl-C stops it)"
@@ -11,6 +11,7 @@ help:
 	@echo "make test    the whole suite against a real broker and database of its own"
 	@echo "make demo    drive one incident through its life on the running stack"
 	@echo "make bench   the benchmark beside Alertmanager (prints a table, writes .local/bench/results.json; BENCH_ARGS=...)"
+	@echo "make test-openapi-volume  schemathesis at full volume: 2,000 requests per intake operation, 500 per other (long)"
 	@echo "make soak    the chaos soak: load, random SIGKILLs, a broker restart, then the invariants (MINUTES=10)"
 	@echo "make screenshots  PNGs of the web console (desktop and phone) in .local/screenshots/"
 
@@ -43,6 +44,9 @@ demo: setup
 
 bench: setup
 	@bash deploy/scripts/bench.sh $(BENCH_ARGS)
+
+test-openapi-volume:
+	@OPENAPI_INTAKE_EXAMPLES=2000 OPENAPI_EXAMPLES=500 bash deploy/scripts/test.sh -q -s tests/integration/test_openapi.py
 
 # The chaos soak on a stack of its own (SOAK_ARGS=... for soak.py's other options).
 MINUTES ?= 10

@@ -18,6 +18,8 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+from ..outage import Outage
+
 log = logging.getLogger("liveness")
 
 UNHEALTHY = 75  # EX_TEMPFAIL: restart me
@@ -125,6 +127,23 @@ class Watchdog:
     progress: Progress = field(default_factory=Progress)
     unhealthy: str | None = None
     _outage: bool = False
+    # The broker's port, looked at on every round: an outage is a line when it starts, one
+    # every 10 s while it lasts and one when it ends, whatever the clients log meanwhile.
+    broker: Outage | None = None
+
+    def __post_init__(self) -> None:
+        self.broker = self.broker or Outage(f"Kafka broker (seen from {self.service})")
+
+    async def watch_broker(self) -> None:
+        now = time.monotonic()
+        if await broker_answers(self.bootstrap):
+            line = self.broker.recovered(now, "its port accepts connections again")
+            if line:
+                log.info(line)
+        else:
+            line = self.broker.failed(now, f"{self.bootstrap} refuses connections")
+            if line:
+                log.warning(line)
 
     def oldest(self) -> tuple[str, float] | None:
         oldest = self.stalls.oldest()
@@ -152,6 +171,7 @@ class Watchdog:
     async def run(self, interval: float = 2.0) -> None:
         while True:
             await asyncio.sleep(interval)  # a periodic check, not a wait for a condition
+            await self.watch_broker()
             reason = await self.check()
             if reason is not None:
                 self.unhealthy = reason

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from aiokafka.errors import KafkaError
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -28,6 +29,13 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
         return JSONResponse({"error": exc.error, "detail": exc.detail}, status_code=exc.status, headers=exc.headers)
+
+    @app.exception_handler(KafkaError)
+    async def _broker_away(_: Request, exc: KafkaError) -> JSONResponse:
+        # A command, a ping or an override the broker did not take: nothing was stored, so the
+        # caller may simply send it again (the intake endpoints say the same in their own words).
+        return JSONResponse({"error": "not stored: the broker did not acknowledge it; retry",
+                             "detail": type(exc).__name__}, status_code=503, headers={"Retry-After": "1"})
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:

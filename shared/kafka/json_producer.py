@@ -1,13 +1,53 @@
-"""An aiokafka producer of pydantic messages as JSON, keyed by string."""
+"""An aiokafka producer of pydantic messages as JSON, keyed by string, that rides out a broker outage.
+
+A send waits at most ``SEND_SECONDS`` for the broker's acknowledgement, and fails at once
+when the broker's port refuses connections: the caller answers 503 promptly instead of
+hanging for aiokafka's 40 s request timeout (an idempotent producer retries a batch for
+ever). A producer that timed out, or whose sequence state broke (aiokafka does not reset
+its producer id after OutOfOrderSequenceNumber, as the Java client does: every later batch
+of that partition was refused), is replaced by a fresh one, retried in the background
+until the broker answers; meanwhile every send fails at once with ``BrokerUnavailable``.
+What the replaced producer still held is never sent: a message answered as failed is not
+written behind the caller's back (the caller sends it again).
+"""
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+import time
+
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError, MessageSizeTooLargeError
+from aiokafka.errors import (
+    CorruptRecordException, InvalidTimestampError, InvalidTopicError, KafkaError, MessageSizeTooLargeError,
+    RecordListTooLargeError, RecordTooLargeError, TopicAuthorizationFailedError, UnsupportedForMessageFormatError,
+)
 from aiokafka.partitioner import murmur2
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
 from pydantic import BaseModel
 
-from .liveness import STALLS
+from ..outage import Outage
+from .liveness import STALLS, broker_answers
+
+log = logging.getLogger("kafka.producer")
+
+# The most a send waits for the broker's acknowledgement: an intake request answers 503
+# within it when the broker is unresponsive (a broker that refuses connections fails it
+# within CHECK_SECONDS). Generous against a busy broker on a loaded machine: a storm's
+# sends take well under a second.
+SEND_SECONDS = 5.0
+CHECK_SECONDS = 0.5  # while a send waits: how often whether the broker's port answers is looked at
+START_SECONDS = 10.0  # one attempt to start a fresh producer (bootstrap and InitProducerId)
+RETRY_SECONDS = 1.0  # back-off between such attempts
+# Failures that are the message's own, not the producer's: the producer goes on.
+MESSAGE_ERRORS = (MessageSizeTooLargeError, RecordTooLargeError, RecordListTooLargeError, InvalidTopicError,
+                  TopicAuthorizationFailedError, CorruptRecordException, InvalidTimestampError,
+                  UnsupportedForMessageFormatError)
+
+
+class BrokerUnavailable(KafkaError):
+    """Not acknowledged in time, or the producer is being replaced: nothing of the send was stored."""
+
 
 # Alert storms repeat the same few thousand keys: the key's partition is remembered
 # rather than hashed again (pure-Python murmur2 was a quarter of aiokafka's cost per message).
@@ -41,12 +81,26 @@ def encode(message: BaseModel) -> bytes:
     return message.model_dump_json().encode("utf-8")
 
 
+
+def breaks_producer(error: BaseException) -> bool:
+    """Whether a failed send leaves the producer unfit (replace it) or was the message's own."""
+    return not isinstance(error, MESSAGE_ERRORS)
+
+
 class JsonProducer:
-    def __init__(self, bootstrap: str, client_id: str) -> None:
+    def __init__(self, bootstrap: str, client_id: str, send_seconds: float = SEND_SECONDS) -> None:
+        self._bootstrap, self._client_id, self._send_seconds = bootstrap, client_id, send_seconds
+        self._producer: AIOKafkaProducer | None = None
+        self._replacing: asyncio.Task | None = None
+        self._outage = Outage(f"Kafka broker (producer {client_id})")
+        self._port_checked = (0.0, True)  # (monotonic, answered): one port check serves every waiting send
+        self._port_check: asyncio.Task | None = None
+
+    def _new(self) -> AIOKafkaProducer:
         # acks=all + idempotence: an accepted alert is on the broker's log before we answer 2xx.
-        self._producer = AIOKafkaProducer(
-            bootstrap_servers=bootstrap,
-            client_id=client_id,
+        return AIOKafkaProducer(
+            bootstrap_servers=self._bootstrap,
+            client_id=self._client_id,
             acks="all",
             enable_idempotence=True,
             # One produce request is in flight at a time; what arrives meanwhile waits for the
@@ -58,14 +112,30 @@ class JsonProducer:
         )
 
     async def start(self) -> None:
-        await self._producer.start()
+        producer = self._new()
+        try:
+            await producer.start()
+        except BaseException:
+            await _discard(producer)
+            raise
+        self._producer = producer
 
     async def stop(self) -> None:
-        await self._producer.stop()
+        if self._replacing is not None:
+            self._replacing.cancel()
+            with contextlib.suppress(BaseException):
+                await self._replacing
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            await producer.stop()
+
+    @property
+    def available(self) -> bool:
+        """Whether sends go to the broker now (False while a fresh producer is being started)."""
+        return self._producer is not None
 
     async def send(self, topic: str, key: str, message: BaseModel, partition: int | None = None) -> None:
-        with STALLS.watch(f"producer send to {topic}"):
-            await self._producer.send_and_wait(topic, encode(message), key=key.encode("utf-8"), partition=partition)
+        await self._send_all(topic, [(key.encode("utf-8"), encode(message), partition)])
 
     async def send_many(self, topic: str, items: list[tuple[str, BaseModel]]) -> None:
         """Send a batch and wait until every message is acknowledged."""
@@ -78,20 +148,112 @@ class JsonProducer:
         for key, value in items:
             if DefaultRecordBatchBuilder.estimate_size_in_bytes(key, value, []) > MAX_REQUEST_BYTES:
                 raise MessageSizeTooLargeError(f"a message of {len(value)} bytes is over {MAX_REQUEST_BYTES}")
+        await self._send_all(topic, [(key, value, None) for key, value in items])
+
+    async def _send_all(self, topic: str, items: list[tuple[bytes, bytes, int | None]]) -> None:
+        producer = self._producer
+        if producer is None:
+            raise BrokerUnavailable(f"the broker is unavailable (down for {self._outage_seconds():.0f}s); retry")
+        deadline = time.monotonic() + self._send_seconds
         with STALLS.watch(f"producer send to {topic}"):
-            futures = [await self._producer.send(topic, value, key=key) for key, value in items]
-            failure = None
-            for future in futures:
-                try:
-                    await future
-                except KafkaError as exc:  # wait for the rest all the same, then say why
-                    failure = failure or exc
+            futures = []
+            try:
+                async with asyncio.timeout(self._send_seconds):
+                    for key, value, partition in items:
+                        futures.append(await producer.send(topic, value, key=key, partition=partition))
+            except TimeoutError:
+                raise self._retire(producer, f"no room or no metadata for {topic} within {self._send_seconds:.0f}s")
+            except KafkaError as exc:
+                if breaks_producer(exc):
+                    self._retire(producer, f"a send failed with {type(exc).__name__}: {exc}")
+                raise
+            await self._acknowledged(producer, futures, deadline)
+        failure = next((f.exception() for f in futures if f.exception() is not None), None)
         if failure is not None:
+            if breaks_producer(failure):
+                self._retire(producer, f"a send failed with {type(failure).__name__}: {failure}")
             raise failure
 
+    async def _acknowledged(self, producer: AIOKafkaProducer, futures: list, deadline: float) -> None:
+        """Wait for every acknowledgement (asyncio.wait: a future given up on is not cancelled),
+        until the deadline or until the broker's port refuses connections."""
+        pending = set(futures)
+        while pending:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise self._retire(producer, f"no acknowledgement within {self._send_seconds:.0f}s")
+            _, pending = await asyncio.wait(pending, timeout=min(CHECK_SECONDS, left))
+            if pending and not await self._port_answers():
+                raise self._retire(producer, "the broker refuses connections")
+
+    async def _port_answers(self) -> bool:
+        checked_at, answered = self._port_checked
+        if time.monotonic() - checked_at < CHECK_SECONDS:
+            return answered
+        if self._port_check is None or self._port_check.done():
+            self._port_check = asyncio.create_task(broker_answers(self._bootstrap, timeout=CHECK_SECONDS))
+        answered = await asyncio.shield(self._port_check)
+        self._port_checked = (time.monotonic(), answered)
+        return answered
+
+    def _retire(self, producer: AIOKafkaProducer, reason: str) -> BrokerUnavailable:
+        """Stop using ``producer`` (once, however many sends fail with it) and start replacing it."""
+        if producer is self._producer:
+            self._producer = None
+            _abandon(producer)
+            log.warning("%s; sends fail at once (503 at intake) until a fresh producer is connected",
+                        self._outage.failed(time.monotonic(), reason))
+            self._replacing = asyncio.create_task(self._replace(producer), name="replace kafka producer")
+        return BrokerUnavailable(f"not stored: {reason}; retry")
+
+    async def _replace(self, old: AIOKafkaProducer) -> None:
+        await _discard(old)
+        while True:
+            fresh = self._new()
+            try:
+                await asyncio.wait_for(fresh.start(), START_SECONDS)
+            except (KafkaError, OSError, asyncio.TimeoutError) as exc:
+                await _discard(fresh)
+                line = self._outage.failed(time.monotonic(), f"a fresh producer did not start: {exc!r}")
+                if line:
+                    log.warning(line)
+                await asyncio.sleep(RETRY_SECONDS)  # back-off between attempts, not a wait for a condition
+                continue
+            self._producer = fresh
+            log.info(self._outage.recovered(time.monotonic(), "a fresh idempotent producer sends again"))
+            return
+
+    def _outage_seconds(self) -> float:
+        return time.monotonic() - self._outage.since if self._outage.since is not None else 0.0
+
     async def connected(self) -> bool:
+        producer = self._producer
+        if producer is None:
+            return False
         try:
-            await self._producer.client.fetch_all_metadata()
+            await producer.client.fetch_all_metadata()
         except Exception:  # noqa: BLE001 - readiness only reports yes/no
             return False
         return True
+
+
+def _abandon(producer: AIOKafkaProducer) -> None:
+    """Stop a producer sending what it still holds, at once: its sender task is cancelled and
+    every batch it holds fails (aiokafka's stop() would wait to deliver them). Reaches into
+    aiokafka 0.14's sender and accumulator (pinned): it has no public way to do this."""
+    task = producer._sender.sender_task  # noqa: SLF001
+    if task is not None and not task.done():
+        task.cancel()
+    producer._message_accumulator.fail_all(BrokerUnavailable("the producer was replaced"))  # noqa: SLF001
+    producer._closed = True  # noqa: SLF001 - closed here; no "unclosed producer" warning later
+
+
+async def _discard(producer: AIOKafkaProducer) -> None:
+    """Abandon a producer and close its connections (its in-flight requests fail with them)."""
+    _abandon(producer)
+    task = producer._sender.sender_task  # noqa: SLF001
+    with contextlib.suppress(Exception):
+        await producer.client.close()
+    if task is not None:
+        with contextlib.suppress(BaseException):
+            await asyncio.wait_for(task, START_SECONDS)

@@ -130,6 +130,9 @@ class Watchdog:
     # The broker's port, looked at on every round: an outage is a line when it starts, one
     # every 10 s while it lasts and one when it ends, whatever the clients log meanwhile.
     broker: Outage | None = None
+    # When the broker's port last came back after refusing: work that waited through the
+    # outage is timed from then, not from its start (the outage was not a stall).
+    broker_back_at: float | None = None
 
     def __post_init__(self) -> None:
         self.broker = self.broker or Outage(f"Kafka broker (seen from {self.service})")
@@ -139,8 +142,10 @@ class Watchdog:
         if await broker_answers(self.bootstrap):
             line = self.broker.recovered(now, "its port accepts connections again")
             if line:
+                self.broker_back_at = now
                 log.info(line)
         else:
+            self.progress.reset()  # no agent is expected to move meanwhile
             line = self.broker.failed(now, f"{self.bootstrap} refuses connections")
             if line:
                 log.warning(line)
@@ -150,12 +155,17 @@ class Watchdog:
         lagging = self.lagging() if self.lagging is not None else None
         if lagging is None or DEPENDENCY_WAITS.oldest() is not None:
             self.progress.reset()
-            return oldest
+            return self._since_broker_back(oldest)
         stuck = self.progress.observe(lagging)
         if stuck is not None:
             stuck = (f"no progress on {stuck[0]}", stuck[1])
         candidates = [c for c in (oldest, stuck) if c is not None]
-        return max(candidates, key=lambda c: c[1]) if candidates else None
+        return self._since_broker_back(max(candidates, key=lambda c: c[1]) if candidates else None)
+
+    def _since_broker_back(self, found: tuple[str, float] | None) -> tuple[str, float] | None:
+        if found is None or self.broker_back_at is None:
+            return found
+        return found[0], min(found[1], time.monotonic() - self.broker_back_at)
 
     async def check(self) -> str | None:
         oldest = self.oldest()

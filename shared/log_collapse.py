@@ -89,12 +89,12 @@ class CollapseRepeats(logging.Filter):
             seen = self._seen.pop(kind)
             if seen.suppressed:
                 name, level, _ = kind
-                template = logging.LogRecord(name, level, "", 0, "", None, None)
+                template = logging.LogRecord(name, level, "", 0, "", (), None)
                 self._write(template, f"{seen.suppressed} more lines like this in {now - seen.since:.0f}s "
                                       f"(collapsed): {seen.example[:300]}")
 
     def _write(self, like: logging.LogRecord, message: str) -> None:
-        record = logging.LogRecord(like.name, like.levelno, like.pathname, like.lineno, message, None, None,
+        record = logging.LogRecord(like.name, like.levelno, like.pathname, like.lineno, message, (), None,
                                    func=like.funcName)
         self._summarising = True
         try:

@@ -98,3 +98,15 @@ def test_install_puts_one_filter_on_each_root_handler_once():
     install(root)
     install(root)
     assert [len([f for f in h.filters if isinstance(f, CollapseRepeats)]) for h in root.handlers] == [1, 1]
+
+
+def test_summaries_format_under_faust_s_formatter_even_with_a_percent_sign():
+    from mode.utils.logging import ExtensionFormatter
+
+    logger, stream, clock, handler = _logger(burst=1)
+    handler.setFormatter(ExtensionFormatter(stream=stream, fmt="%(levelname)s %(message)s"))
+    for _ in range(5):
+        logger.warning("disk %s%% full", 99)
+    clock.now += 31
+    handler.filters[0].flush()
+    assert "4 more lines like this in 31s (collapsed): disk 99% full" in stream.getvalue()

@@ -5,8 +5,9 @@ refused with GroupLoadInProgressError, a connection refused, a produce error): a
 100,000 lines in a 20 s outage, which buried the lines that say what happened. This
 filter lets the first ``burst`` lines of a kind through within a ``window``, counts the
 rest, and writes one line with the count when the window is over. A kind is the logger,
-the level and the message template with its digits blurred (aiokafka formats with
-``%s``; Faust often with f-strings that embed offsets and durations).
+the level and the message with its numbers blurred (Faust often logs
+f-strings that embed offsets and durations), so that distinct lines (each migration
+applied, each dead letter's reason) stay distinct while a retry loop's lines are one kind.
 
 Installed on the root logger's handlers (``install``): a filter on a logger would not
 see the records of its children, where aiokafka and Faust log.
@@ -21,14 +22,14 @@ from typing import Callable
 
 BURST = 3
 WINDOW_SECONDS = 30.0
-_DIGITS = re.compile(r"\d+")
+_NUMBERS = re.compile(r"\d+")
 _KEY_CHARS = 160
 _SCAN_SECONDS = 1.0  # how often ended windows are looked for: not on every record of a flood
 
 
 def kind_of(record: logging.LogRecord) -> tuple[str, int, str]:
-    """What makes two records "the same line": logger, level, and the template, digits blurred."""
-    return record.name, record.levelno, _DIGITS.sub("#", str(record.msg))[:_KEY_CHARS]
+    """What makes two records "the same line": logger, level, and the message, numbers blurred."""
+    return record.name, record.levelno, _NUMBERS.sub("#", _message(record))[:_KEY_CHARS]
 
 
 @dataclass

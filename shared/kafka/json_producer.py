@@ -160,7 +160,11 @@ class JsonProducer:
             try:
                 async with asyncio.timeout(self._send_seconds):
                     for key, value, partition in items:
-                        futures.append(await producer.send(topic, value, key=key, partition=partition))
+                        future = await producer.send(topic, value, key=key, partition=partition)
+                        # Its failure is read even when this send has given up on it (no "Future
+                        # exception was never retrieved" when a replaced producer fails it later).
+                        future.add_done_callback(_retrieved)
+                        futures.append(future)
             except TimeoutError:
                 raise self._retire(producer, f"no room or no metadata for {topic} within {self._send_seconds:.0f}s")
             except KafkaError as exc:
@@ -235,6 +239,11 @@ class JsonProducer:
         except Exception:  # noqa: BLE001 - readiness only reports yes/no
             return False
         return True
+
+
+def _retrieved(future: asyncio.Future) -> None:
+    if not future.cancelled():
+        future.exception()
 
 
 def _abandon(producer: AIOKafkaProducer) -> None:

@@ -110,3 +110,13 @@ def test_summaries_format_under_faust_s_formatter_even_with_a_percent_sign():
     clock.now += 31
     handler.filters[0].flush()
     assert "4 more lines like this in 31s (collapsed): disk 99% full" in stream.getvalue()
+
+
+def test_distinct_lines_of_one_template_stay_distinct():
+    logger, stream, _, _ = _logger(burst=1)
+    for name in ("001_initial.sql", "002_alert_references.sql", "003_oncall.sql"):
+        logger.info("applied migration %s", name)
+    for took in (0.105, 0.2, 0.37):
+        logger.info("producer flush took %s", took)
+    assert stream.getvalue().count("applied migration") == 3
+    assert stream.getvalue().count("producer flush took") == 1

@@ -39,6 +39,9 @@ SEND_SECONDS = 5.0
 CHECK_SECONDS = 0.5  # while a send waits: how often whether the broker's port answers is looked at
 START_SECONDS = 10.0  # one attempt to start a fresh producer (bootstrap and InitProducerId)
 RETRY_SECONDS = 1.0  # back-off between such attempts
+# How long a replaced producer's requests in flight are given to come back (written or not)
+# before they are failed: only a broker that hangs (paused, not stopped) takes this long.
+SETTLE_SECONDS = 2.0
 # Failures that are the message's own, not the producer's: the producer goes on.
 MESSAGE_ERRORS = (MessageSizeTooLargeError, RecordTooLargeError, RecordListTooLargeError, InvalidTopicError,
                   TopicAuthorizationFailedError, CorruptRecordException, InvalidTimestampError,
@@ -92,6 +95,8 @@ class JsonProducer:
         self._bootstrap, self._client_id, self._send_seconds = bootstrap, client_id, send_seconds
         self._producer: AIOKafkaProducer | None = None
         self._replacing: asyncio.Task | None = None
+        self._settling: tuple[AIOKafkaProducer, asyncio.Task] | None = None
+        self._stopping = False
         self._outage = Outage(f"Kafka broker (producer {client_id})")
         self._port_checked = (0.0, True)  # (monotonic, answered): one port check serves every waiting send
         self._port_check: asyncio.Task | None = None
@@ -116,11 +121,12 @@ class JsonProducer:
         try:
             await producer.start()
         except BaseException:
-            await _discard(producer)
+            await _settle(producer)
             raise
         self._producer = producer
 
     async def stop(self) -> None:
+        self._stopping = True
         if self._replacing is not None:
             self._replacing.cancel()
             with contextlib.suppress(BaseException):
@@ -166,29 +172,39 @@ class JsonProducer:
                         future.add_done_callback(_retrieved)
                         futures.append(future)
             except TimeoutError:
-                raise self._retire(producer, f"no room or no metadata for {topic} within {self._send_seconds:.0f}s")
+                reason = f"no room or no metadata for {topic} within {self._send_seconds:.0f}s"
+                await self._retire(producer, reason)
+                raise BrokerUnavailable(f"not stored: {reason}; retry") from None
             except KafkaError as exc:
                 if breaks_producer(exc):
-                    self._retire(producer, f"a send failed with {type(exc).__name__}: {exc}")
+                    await self._retire(producer, f"a send failed with {type(exc).__name__}: {exc}")
                 raise
-            await self._acknowledged(producer, futures, deadline)
-        failure = next((f.exception() for f in futures if f.exception() is not None), None)
+            reason = await self._acknowledged(producer, futures, deadline)
+        failures = [_failure(f, reason) for f in futures]
+        failure = next((f for f in failures if f is not None), None)
         if failure is not None:
             if breaks_producer(failure):
-                self._retire(producer, f"a send failed with {type(failure).__name__}: {failure}")
+                await self._retire(producer, f"a send failed with {type(failure).__name__}: {failure}")
             raise failure
 
-    async def _acknowledged(self, producer: AIOKafkaProducer, futures: list, deadline: float) -> None:
+    async def _acknowledged(self, producer: AIOKafkaProducer, futures: list, deadline: float) -> str:
         """Wait for every acknowledgement (asyncio.wait: a future given up on is not cancelled),
-        until the deadline or until the broker's port refuses connections."""
+        until the deadline or until the broker's port refuses connections; then the producer is
+        retired and what it had on the wire settled, so every future is resolved either way.
+        Returns why it was given up on, if it was."""
         pending = set(futures)
         while pending:
             left = deadline - time.monotonic()
             if left <= 0:
-                raise self._retire(producer, f"no acknowledgement within {self._send_seconds:.0f}s")
+                reason = f"no acknowledgement within {self._send_seconds:.0f}s"
+                await self._retire(producer, reason)
+                return reason
             _, pending = await asyncio.wait(pending, timeout=min(CHECK_SECONDS, left))
             if pending and not await self._port_answers():
-                raise self._retire(producer, "the broker refuses connections")
+                reason = "the broker refuses connections"
+                await self._retire(producer, reason)
+                return reason
+        return ""
 
     async def _port_answers(self) -> bool:
         checked_at, answered = self._port_checked
@@ -200,24 +216,30 @@ class JsonProducer:
         self._port_checked = (time.monotonic(), answered)
         return answered
 
-    def _retire(self, producer: AIOKafkaProducer, reason: str) -> BrokerUnavailable:
-        """Stop using ``producer`` (once, however many sends fail with it) and start replacing it."""
+    async def _retire(self, producer: AIOKafkaProducer, reason: str) -> None:
+        """Stop using ``producer`` (once, however many sends fail with it), start replacing it,
+        and wait until what it had on the wire has come back: each of its messages is then
+        either acknowledged or failed, and none is written later behind the caller's back."""
         if producer is self._producer:
             self._producer = None
-            _abandon(producer)
             log.warning("%s; sends fail at once (503 at intake) until a fresh producer is connected",
                         self._outage.failed(time.monotonic(), reason))
-            self._replacing = asyncio.create_task(self._replace(producer), name="replace kafka producer")
-        return BrokerUnavailable(f"not stored: {reason}; retry")
+            settling = asyncio.create_task(_settle(producer), name="settle replaced kafka producer")
+            self._settling = (producer, settling)
+            self._replacing = asyncio.create_task(self._replace(settling), name="replace kafka producer")
+        if self._settling is not None and self._settling[0] is producer:
+            await asyncio.shield(self._settling[1])
 
-    async def _replace(self, old: AIOKafkaProducer) -> None:
-        await _discard(old)
-        while True:
+    async def _replace(self, settling: asyncio.Task) -> None:
+        with contextlib.suppress(Exception):
+            await settling  # the old producer's last requests are answered before a new one sends
+        while not self._stopping:
             fresh = self._new()
             try:
-                await asyncio.wait_for(fresh.start(), START_SECONDS)
-            except (KafkaError, OSError, asyncio.TimeoutError) as exc:
-                await _discard(fresh)
+                async with asyncio.timeout(START_SECONDS):
+                    await fresh.start()
+            except (KafkaError, OSError, TimeoutError) as exc:
+                await _settle(fresh)
                 line = self._outage.failed(time.monotonic(), f"a fresh producer did not start: {exc!r}")
                 if line:
                     log.warning(line)
@@ -246,23 +268,28 @@ def _retrieved(future: asyncio.Future) -> None:
         future.exception()
 
 
-def _abandon(producer: AIOKafkaProducer) -> None:
-    """Stop a producer sending what it still holds, at once: its sender task is cancelled and
-    every batch it holds fails (aiokafka's stop() would wait to deliver them). Reaches into
-    aiokafka 0.14's sender and accumulator (pinned): it has no public way to do this."""
+def _failure(future: asyncio.Future, given_up: str) -> BaseException | None:
+    """Why a message was not stored (None: it was); a send given up on says why it was."""
+    failure = None if future.done() and not future.cancelled() and future.exception() is None else (
+        future.exception() if future.done() and not future.cancelled() else BrokerUnavailable())
+    if isinstance(failure, BrokerUnavailable):
+        return BrokerUnavailable(f"not stored: {given_up or 'the producer was replaced'}; retry")
+    return failure
+
+
+async def _settle(producer: AIOKafkaProducer) -> None:
+    """Send nothing more with a producer: let what it has on the wire come back (written or
+    refused, as its futures then say), fail everything it still holds, close it. aiokafka's
+    stop() would instead wait to deliver everything, and has no way to drop what is queued:
+    this reaches into aiokafka 0.14's sender and accumulator (the version is pinned)."""
     task = producer._sender.sender_task  # noqa: SLF001
     if task is not None and not task.done():
-        task.cancel()
+        task.cancel()  # a cancelled sender waits for its requests in flight and sends nothing new
+        await asyncio.wait({task}, timeout=SETTLE_SECONDS)
     producer._message_accumulator.fail_all(BrokerUnavailable("the producer was replaced"))  # noqa: SLF001
     producer._closed = True  # noqa: SLF001 - closed here; no "unclosed producer" warning later
-
-
-async def _discard(producer: AIOKafkaProducer) -> None:
-    """Abandon a producer and close its connections (its in-flight requests fail with them)."""
-    _abandon(producer)
-    task = producer._sender.sender_task  # noqa: SLF001
     with contextlib.suppress(Exception):
-        await producer.client.close()
-    if task is not None:
+        await producer.client.close()  # a request still unanswered (a hung broker) fails with its connection
+    if task is not None and not task.done():
         with contextlib.suppress(BaseException):
-            await asyncio.wait_for(task, START_SECONDS)
+            await asyncio.wait_for(task, SETTLE_SECONDS)

@@ -185,3 +185,34 @@ def test_what_breaks_a_producer():
     assert breaks_producer(KafkaConnectionError())
     assert breaks_producer(BrokerUnavailable())
     assert not breaks_producer(MessageSizeTooLargeError())
+
+
+def test_a_message_on_the_wire_when_its_send_is_given_up_on_is_acknowledged_not_refused(fast):
+    """The sender of a replaced producer is cancelled and its request in flight comes back
+    written: the send succeeds (202 at intake), rather than a 503 the client would resend."""
+    server = _listening_port()
+    world = World()
+
+    async def go():
+        producer = _producer(world, f"127.0.0.1:{server.getsockname()[1]}")
+        await producer.start()
+        first = producer._producer  # noqa: SLF001
+        world.answer = "hang"
+
+        async def sender_with_a_request_in_flight():
+            try:
+                await asyncio.Event().wait()
+            except asyncio.CancelledError:
+                for future in first._message_accumulator.held:  # noqa: SLF001 - the broker's late answer
+                    future.set_result(None)
+                raise
+
+        first._sender.sender_task = asyncio.create_task(sender_with_a_request_in_flight())  # noqa: SLF001
+        await producer.send_encoded("alerts.intake", [(b"k", b"on the wire")])
+        assert not producer.available or producer._producer is not first  # noqa: SLF001 - replaced all the same
+        await producer.stop()
+
+    try:
+        asyncio.run(go())
+    finally:
+        server.close()

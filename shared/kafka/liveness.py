@@ -131,7 +131,7 @@ class Watchdog:
     # every 10 s while it lasts and one when it ends, whatever the clients log meanwhile.
     broker: Outage | None = None
     # When the broker's port last came back after refusing: work that waited through the
-    # outage is timed from then, not from its start (the outage was not a stall).
+    # outage is timed from then (see _since_broker_back), not from its start.
     broker_back_at: float | None = None
 
     def __post_init__(self) -> None:
@@ -163,9 +163,13 @@ class Watchdog:
         return self._since_broker_back(max(candidates, key=lambda c: c[1]) if candidates else None)
 
     def _since_broker_back(self, found: tuple[str, float] | None) -> tuple[str, float] | None:
+        """Work that waited through an outage is timed from the broker's return, after a grace
+        of one bound: a broker that has just started accepts connections well before it serves
+        (on a loaded machine it loaded its logs and group coordinators for 30 s and more), and
+        from outside that looks the same as a hung one."""
         if found is None or self.broker_back_at is None:
             return found
-        return found[0], min(found[1], time.monotonic() - self.broker_back_at)
+        return found[0], min(found[1], max(0.0, time.monotonic() - self.broker_back_at - self.bound))
 
     async def check(self) -> str | None:
         oldest = self.oldest()

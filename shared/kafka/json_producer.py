@@ -277,6 +277,11 @@ def _failure(future: asyncio.Future, given_up: str) -> BaseException | None:
     return failure
 
 
+class _ForgivingSet(set):
+    def remove(self, item) -> None:
+        self.discard(item)
+
+
 async def _settle(producer: AIOKafkaProducer) -> None:
     """Send nothing more with a producer: let what it has on the wire come back (written or
     refused, as its futures then say), fail everything it still holds, close it. aiokafka's
@@ -286,7 +291,11 @@ async def _settle(producer: AIOKafkaProducer) -> None:
     if task is not None and not task.done():
         task.cancel()  # a cancelled sender waits for its requests in flight and sends nothing new
         await asyncio.wait({task}, timeout=SETTLE_SECONDS)
-    producer._message_accumulator.fail_all(BrokerUnavailable("the producer was replaced"))  # noqa: SLF001
+    accumulator = producer._message_accumulator  # noqa: SLF001
+    # A batch sent again after an error is already out of this set; failing it would make
+    # aiokafka's own callback raise KeyError (a traceback in the log per batch).
+    accumulator._pending_batches = _ForgivingSet(accumulator._pending_batches)  # noqa: SLF001
+    accumulator.fail_all(BrokerUnavailable("the producer was replaced"))
     producer._closed = True  # noqa: SLF001 - closed here; no "unclosed producer" warning later
     with contextlib.suppress(Exception):
         await producer.client.close()  # a request still unanswered (a hung broker) fails with its connection

@@ -26,7 +26,10 @@ STREAM_SECONDS = 45.0
 OUTAGE_SECONDS = 20.0
 KAFKA_SERVICES = ("ingestion", "recorder", "triage", "escalation", "notification", "metrics")
 MAX_OUTAGE_LOG_LINES = 300  # per service, over the whole outage
-MAX_OUTAGE_ANSWER_SECONDS = 7.0  # intake's send bound (5 s) and some room for a loaded machine
+MAX_OUTAGE_ANSWER_SECONDS = 7.0
+# Alerts answered 503 and yet written (a request in flight as the broker shut down): 0 to 2 of
+# 5,000 in the runs so far; many more would mean 503s for what the log already holds.
+MAX_STORED_THOUGH_503 = 10  # intake's send bound (5 s) and some room for a loaded machine
 
 
 def _groups(unique: str) -> list[list[dict]]:
@@ -68,6 +71,9 @@ def test_a_broker_outage_mid_stream_loses_nothing_answers_503_promptly_and_is_lo
         sending.result()
 
     accepted = stream.accepted
+    # What the broker's log holds (the stream is over: nothing more comes).
+    on_log = Counter(m.get("dedup_key") for m in read_from("alerts.intake", intake_offsets)
+                     if str(m.get("dedup_key", "")).startswith(f"{unique}-bd"))
     last: dict = {}
 
     def accounted():
@@ -75,7 +81,7 @@ def test_a_broker_outage_mid_stream_loses_nothing_answers_503_promptly_and_is_lo
         counted = Counter()
         for row in rows:
             counted[row["fingerprint"]] += row["count"]
-        return all(counted[fp] >= n for fp, n in accepted.items())
+        return all(counted[fp] >= max(n, on_log[fp]) for fp, n in accepted.items())
 
     try:
         wait_until(accounted, timeout=120, interval=0.5, what="every accepted alert on its incident")
@@ -90,9 +96,7 @@ def test_a_broker_outage_mid_stream_loses_nothing_answers_503_promptly_and_is_lo
     after = [r for r in responses if r.sent_at > back]
     statuses = Counter(r.status for r in responses)
     first_2xx_after = min((r.sent_at + r.seconds for r in after if r.status == 202), default=None)
-    # What the broker's log and PostgreSQL hold.
-    on_log = Counter(m.get("dedup_key") for m in read_from("alerts.intake", intake_offsets)
-                     if str(m.get("dedup_key", "")).startswith(f"{unique}-bd"))
+    # What PostgreSQL holds.
     rows = _references(unique)
     incidents_of: dict[str, set[str]] = {}
     counted, places = Counter(), Counter()
@@ -105,7 +109,9 @@ def test_a_broker_outage_mid_stream_loses_nothing_answers_503_promptly_and_is_lo
         "SELECT incident_id, alert_count FROM incidents WHERE incident_id = ANY($1)", incident_ids)}
     expected_per_incident = Counter()
     for row in rows:
-        expected_per_incident[row["incident_id"]] += accepted.get(row["fingerprint"], 0)
+        expected_per_incident[row["incident_id"]] += on_log[row["fingerprint"]]  # every copy the log holds
+    resent = {alert["fingerprint"] for r in responses if r.status != 202 for alert in groups[r.group]}
+    doubled = sorted(fp for fp, n in on_log.items() if n > accepted.get(fp, 0))
     outage_logs = {name: log_text(paths[name], at_stop[name], at_back[name]) for name in KAFKA_SERVICES}
     since_stop = {name: log_text(paths[name], at_stop[name]) for name in KAFKA_SERVICES}
 
@@ -125,7 +131,8 @@ def test_a_broker_outage_mid_stream_loses_nothing_answers_503_promptly_and_is_lo
         "broker_away_s": round(back - stopped, 1),
         "broker_start_s": round(back - restarting, 1),
         "accepted_not_on_log": len(set(accepted) - set(on_log)),
-        "extra_copies_on_log": sum(n - 1 for n in on_log.values() if n > 1),
+        "stored_though_answered_503": len(doubled),
+        "counted_unlike_the_log": sum(1 for fp in accepted if counted[fp] != on_log[fp] or places[fp] != 1),
         "accounted_for": sum(1 for fp, n in accepted.items() if counted[fp] == n and places[fp] == 1),
         "lost": sum(1 for fp in accepted if counted[fp] == 0),
         "counted_more_than_accepted": sum(1 for fp, n in accepted.items() if counted[fp] > n),
@@ -146,12 +153,16 @@ def test_a_broker_outage_mid_stream_loses_nothing_answers_503_promptly_and_is_lo
     assert set(statuses) <= {202, 503} and statuses[None] == 0, said
     assert figures["answered_503_during_outage"] > 0, said
     assert figures["worst_response_during_outage_s"] < MAX_OUTAGE_ANSWER_SECONDS < CLIENT_TIMEOUT, said
-    # A 2xx means on the broker's log; nothing lost, nothing doubled, one incident per key.
-    assert figures["accepted_not_on_log"] == 0, said
-    assert figures["lost"] == 0 and figures["counted_more_than_accepted"] == 0, said
-    assert figures["accounted_for"] == NAMES * PER_NAME, said
+    # A 2xx means on the broker's log; nothing lost, nothing doubled past the log, one incident per key.
+    assert figures["accepted_not_on_log"] == 0 and figures["lost"] == 0, said
+    assert figures["counted_unlike_the_log"] == 0, said
     assert len(incidents_of) == NAMES and figures["duplicate_incidents"] == 0, said
     assert figures["incident_alert_count_mismatches"] == 0, said
+    # A 503 whose request the broker wrote as it went down (its answer lost with the connection)
+    # is the one copy beyond the 2xx: rare, and only ever for an alert the client sent again.
+    assert set(doubled) <= resent, said
+    assert figures["stored_though_answered_503"] <= MAX_STORED_THOUGH_503, said
+    assert figures["accounted_for"] == NAMES * PER_NAME - len(doubled), said
     # The outage is told as changes of state, not as every retry.
     for name, text in outage_logs.items():
         assert _lines(text) <= MAX_OUTAGE_LOG_LINES, f"{name} wrote {_lines(text)} lines in the outage; {said}"

@@ -17,6 +17,7 @@ class FakeAccumulator:
     def __init__(self) -> None:
         self.failed_with: Exception | None = None
         self.held: list[asyncio.Future] = []
+        self._pending_batches: set = set()
 
     def fail_all(self, exc: Exception) -> None:
         self.failed_with = exc

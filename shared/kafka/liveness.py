@@ -65,12 +65,17 @@ def verdict(oldest: tuple[str, float] | None, bound: float, broker_answers: bool
 
 
 async def broker_answers(bootstrap: str, timeout: float = 2.0) -> bool:
-    """Whether any bootstrap server accepts a TCP connection (a refusing broker is an outage)."""
+    """Whether the broker's port is there: False only when every bootstrap server refuses the
+    connection (a stopped broker: an outage). A connection not answered within ``timeout`` is
+    a broker that is there and hung (paused, or its accept queue full of the connections
+    nobody accepts): a stall, which a restart may cure, not an outage to wait out."""
     for server in bootstrap.split(","):
         host, _, port = server.strip().rpartition(":")
         try:
             _, writer = await asyncio.wait_for(asyncio.open_connection(host or "127.0.0.1", int(port)), timeout)
-        except (OSError, asyncio.TimeoutError, ValueError):
+        except asyncio.TimeoutError:
+            return True
+        except (OSError, ValueError):
             continue
         writer.close()
         return True

@@ -10,6 +10,7 @@ import logging
 import sys
 from typing import Callable
 
+from shared import log_collapse
 from shared.catalogue import all_topics
 from shared.config_loader import ConfigError, load_organisation
 from shared.domain.organisation import Organisation
@@ -31,6 +32,7 @@ def prepare(service: str) -> tuple[Settings, Organisation]:
     logging set, and every topic there (a service started alone, as in docker compose)."""
     settings = load_settings()
     logging.basicConfig(level=settings.log_level, format=f"%(asctime)s {service} %(levelname)s %(name)s: %(message)s")
+    log_collapse.install()
     org = load_organisation(settings.incident_config)
     try:
         asyncio.run(ensure_topics(settings.kafka_bootstrap, all_topics(org), settings.topic_partitions))

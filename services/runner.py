@@ -8,6 +8,7 @@ from typing import Callable
 
 import faust
 
+from shared import log_collapse
 from shared.catalogue import all_topics
 from shared.config_loader import load_organisation
 from shared.domain.organisation import Organisation
@@ -28,6 +29,7 @@ def _run(service: str, build: Callable[[Settings, Organisation], faust.App]) -> 
     logging.basicConfig(
         level=settings.log_level, format=f"%(asctime)s {service} %(levelname)s %(name)s: %(message)s"
     )
+    log_collapse.install()
     org = load_organisation(settings.incident_config)
     # WEB_PORT and WEB_HOST are the web console's; Faust would take them for its own web
     # server over the port it is given (FAUST_WEB_PORT_BASE), so they are not Faust's to see.
@@ -42,5 +44,13 @@ def _run(service: str, build: Callable[[Settings, Organisation], faust.App]) -> 
                                   settings.topic_partitions))
     except TimeoutError as exc:
         raise SystemExit(f"{service}: {exc}") from None
-    worker = faust.Worker(app, loglevel=settings.log_level, quiet=True)
+    worker = _Worker(app, loglevel=settings.log_level, quiet=True)
     worker.execute_from_commandline()
+
+
+class _Worker(faust.Worker):
+    def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
+        super().on_setup_root_logger(logger, level)
+        # The worker replaces the root logger's handlers when it starts: the new ones collapse
+        # repeated lines too (aiokafka's retries while the broker is away).
+        log_collapse.install(logger)

@@ -6,6 +6,7 @@ import time
 from typing import Any
 
 import asyncpg
+from aiokafka.errors import KafkaError
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -72,6 +73,13 @@ def install(app: FastAPI) -> None:
 
     for kind in (asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError, OSError):
         app.add_exception_handler(kind, _database)
+
+    @app.exception_handler(KafkaError)
+    async def _broker_away(_: Request, exc: KafkaError) -> JSONResponse:
+        # A command, a ping or an override the broker did not take: nothing was stored, so the
+        # caller may simply send it again (the intake endpoints say the same in their own words).
+        return JSONResponse({"error": "not stored: the broker did not acknowledge it; retry",
+                             "detail": type(exc).__name__}, status_code=503, headers={"Retry-After": "1"})
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:

@@ -24,6 +24,7 @@ from shared.db.tokens import Principal
 from shared.domain.alerts import correlation_key_of, fingerprint_of, needs_lookup_of
 from shared.domain.classification import restricted_alert
 from shared.domain.organisation import Organisation
+from shared.kafka.json_producer import BrokerUnavailable
 from shared.messages import NativeAlert
 
 from .body import Answer, Body
@@ -92,8 +93,10 @@ async def _publish(rt: Runtime, principal: Principal, alerts: list[NativeAlert],
         ALERTS_REFUSED.labels(endpoint, "too_large").inc()
         raise ApiError(413, "an alert is larger than the broker accepts; send fewer or shorter labels", None) from None
     except KafkaError as exc:
-        # The sender should retry (Alertmanager and PagerDuty clients do on a 5xx).
-        log.warning("intake not acknowledged by Kafka: %r", exc)
+        # The sender should retry (Alertmanager and PagerDuty clients do on a 5xx). An outage
+        # is logged by the producer as it starts and ends, not here once per request.
+        if not isinstance(exc, BrokerUnavailable):
+            log.warning("intake not acknowledged by Kafka: %r", exc)
         raise ApiError(503, "alerts not stored: the broker did not acknowledge them; retry", None,
                        headers={"Retry-After": "1"}) from None
     ALERTS_ACCEPTED.labels(endpoint, principal.name).inc(len(messages))

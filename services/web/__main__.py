@@ -6,6 +6,7 @@ import logging
 import uvicorn
 
 from services.entry import run_main
+from shared import log_collapse
 from shared.config_loader import load_organisation
 from shared.settings import load_settings
 
@@ -15,6 +16,7 @@ from .app import create_app
 def main() -> None:
     settings = load_settings()
     logging.basicConfig(level=settings.log_level, format="%(asctime)s web %(levelname)s %(name)s: %(message)s")
+    log_collapse.install()
     # httpx logs every request at INFO: one line per page and per API read is noise.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     org = load_organisation(settings.incident_config)

@@ -18,6 +18,8 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+from ..outage import Outage
+
 log = logging.getLogger("liveness")
 
 UNHEALTHY = 75  # EX_TEMPFAIL: restart me
@@ -63,12 +65,17 @@ def verdict(oldest: tuple[str, float] | None, bound: float, broker_answers: bool
 
 
 async def broker_answers(bootstrap: str, timeout: float = 2.0) -> bool:
-    """Whether any bootstrap server accepts a TCP connection (a refusing broker is an outage)."""
+    """Whether the broker's port is there: False only when every bootstrap server refuses the
+    connection (a stopped broker: an outage). A connection not answered within ``timeout`` is
+    a broker that is there and hung (paused, or its accept queue full of the connections
+    nobody accepts): a stall, which a restart may cure, not an outage to wait out."""
     for server in bootstrap.split(","):
         host, _, port = server.strip().rpartition(":")
         try:
             _, writer = await asyncio.wait_for(asyncio.open_connection(host or "127.0.0.1", int(port)), timeout)
-        except (OSError, asyncio.TimeoutError, ValueError):
+        except asyncio.TimeoutError:
+            return True
+        except (OSError, ValueError):
             continue
         writer.close()
         return True
@@ -198,18 +205,49 @@ class Watchdog:
     unhealthy: str | None = None
     _outage: bool = False
     _mended: set = field(default_factory=set)
+    # The broker's port, looked at on every round: an outage is a line when it starts, one
+    # every 10 s while it lasts and one when it ends, whatever the clients log meanwhile.
+    broker: Outage | None = None
+    # When the broker's port last came back after refusing: work that waited through the
+    # outage is timed from then (see _since_broker_back), not from its start.
+    broker_back_at: float | None = None
+
+    def __post_init__(self) -> None:
+        self.broker = self.broker or Outage(f"Kafka broker (seen from {self.service})")
+
+    async def watch_broker(self) -> None:
+        now = time.monotonic()
+        if await broker_answers(self.bootstrap):
+            line = self.broker.recovered(now, "its port accepts connections again")
+            if line:
+                self.broker_back_at = now
+                log.info(line)
+        else:
+            self.progress.reset()  # no agent is expected to move meanwhile
+            line = self.broker.failed(now, f"{self.bootstrap} refuses connections")
+            if line:
+                log.warning(line)
 
     def oldest(self) -> tuple[str, float] | None:
         oldest = self.stalls.oldest()
         lagging = self.lagging() if self.lagging is not None else None
         if lagging is None or DEPENDENCY_WAITS.oldest() is not None:
             self.progress.reset()
-            return oldest
+            return self._since_broker_back(oldest)
         stuck = self.progress.observe(lagging, idle=self.activity.idle_seconds())
         if stuck is not None:
             stuck = (f"no progress on {stuck[0]}", stuck[1])
         candidates = [c for c in (oldest, stuck) if c is not None]
-        return max(candidates, key=lambda c: c[1]) if candidates else None
+        return self._since_broker_back(max(candidates, key=lambda c: c[1]) if candidates else None)
+
+    def _since_broker_back(self, found: tuple[str, float] | None) -> tuple[str, float] | None:
+        """Work that waited through an outage is timed from the broker's return, after a grace
+        of one bound: a broker that has just started accepts connections well before it serves
+        (on a loaded machine it loaded its logs and group coordinators for 30 s and more), and
+        from outside that looks the same as a hung one."""
+        if found is None or self.broker_back_at is None:
+            return found
+        return found[0], min(found[1], max(0.0, time.monotonic() - self.broker_back_at - self.bound))
 
     async def check(self) -> str | None:
         oldest = self.oldest()
@@ -239,6 +277,7 @@ class Watchdog:
     async def run(self, interval: float = 2.0) -> None:
         while True:
             await asyncio.sleep(interval)  # a periodic check, not a wait for a condition
+            await self.watch_broker()
             reason = await self.check()
             if reason is not None:
                 self.unhealthy = reason

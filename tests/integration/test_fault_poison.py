@@ -135,7 +135,7 @@ def test_every_reader_carries_on_behind_the_poison(platform, intake, admin, pois
 
     now = datetime.now(timezone.utc)
     # An override and a window, honoured behind the poison on their topics.
-    override = admin.post("/v1/oncall/overrides", json={"rotation": ROTATION, "person": "frank", "start": now.isoformat(),
+    override = admin.post("/v1/oncall/overrides", json={"rotation": ROTATION, "person": "ivan", "start": now.isoformat(),
                                                         "end": (now + timedelta(hours=1)).isoformat()})
     assert override.status_code == 201, override.text  # answered once the recorder has it
     proven(cat.ONCALL_OVERRIDES, "recorder", "override recorded (201)")
@@ -163,12 +163,12 @@ def test_every_reader_carries_on_behind_the_poison(platform, intake, admin, pois
     proven(cat.TRIAGE_CORRELATION, "triage", "correlated after routing")
     proven(cat.INCIDENT_AUDIT, "recorder", "incident recorded")
     record = admin.get(f"/v1/incidents/{incident_id}").json()
-    assert record["commander"] == "frank", record["commander"]
+    assert record["commander"] == "ivan", record["commander"]
     proven(cat.ONCALL_OVERRIDES, "triage", "the override named the commander")
 
     # The fast policy: paged at once (from the opening on incident.audit), the next level by a deadline check.
     events = wait_audit(incident_id, lambda ev: len(escalated(ev)) >= 2, timeout=30, what="two escalation levels")
-    assert "paged person:frank" in _timeline(admin, incident_id, "escalated")[0]["summary"]
+    assert "paged person:ivan" in _timeline(admin, incident_id, "escalated")[0]["summary"]
     proven(cat.INCIDENT_AUDIT, "escalation", "paged on opening", started)
     proven(cat.ONCALL_OVERRIDES, "escalation", "paged the override's person")
     proven(cat.DEADLINE_CHECKS, "escalation", "second level after its deadline", started)

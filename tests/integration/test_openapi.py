@@ -37,8 +37,8 @@ INTAKE_PREFIXES = ("/v2/alerts", "/v2/heartbeats", "/v1/heartbeats")  # Opsgenie
 ALERT_INTAKE = ("POST /v1/alerts", "POST /v1/integrations/alertmanager", "POST /v2/enqueue", "POST /v2/alerts")
 # Hypothesis examples per operation; schemathesis sends at least one request for each (for
 # the alert intake about 2.5: valid and invalid bodies, the schema's own examples).
-INTAKE_EXAMPLES = int(os.environ.get("OPENAPI_INTAKE_EXAMPLES", "100"))
-EXAMPLES = int(os.environ.get("OPENAPI_EXAMPLES", "25"))
+INTAKE_EXAMPLES = int(os.environ.get("OPENAPI_INTAKE_EXAMPLES", "40"))
+EXAMPLES = int(os.environ.get("OPENAPI_EXAMPLES", "12"))
 SENT: Counter = Counter()  # operation -> requests sent
 ANSWERS: Counter = Counter()  # status class ("2xx", "4xx", ...) -> answers
 
@@ -130,6 +130,12 @@ def _call_and_validate(case, platform, credentials, target_incident, session) ->
         # A well-formed routing key that names no integration is refused (400, like PagerDuty);
         # a valid event is one sent with a real key.
         case.body["routing_key"] = credentials["intake"]
+    if case.path == "/v1/maintenance" and case.meta.generation.mode.is_positive and isinstance(case.body, dict):
+        # JSON Schema cannot say that a string is a valid regular expression: a generated
+        # pattern is sent as a literal, and an invalid pattern's 400 is tested on its own.
+        for matcher in case.body.get("matchers") or []:
+            if isinstance(matcher, dict) and matcher.get("regex"):
+                matcher["regex"] = False
     # By the operation generated for: its requests include other methods on its path (a 405 check).
     SENT[case.operation.label] += 1
     response = case.call_and_validate(base_url=platform.api_url, session=session,

@@ -25,8 +25,10 @@ class NativeAlert(BaseModel):
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    service: Annotated[str, Field(min_length=1, max_length=200)]
-    summary: Annotated[str, Field(min_length=1, max_length=1024)]
+    # Whitespace is stripped first: the pattern tells a client (and the OpenAPI document)
+    # that a value of spaces alone is empty.
+    service: Annotated[str, Field(min_length=1, max_length=200, pattern=r"\S")]
+    summary: Annotated[str, Field(min_length=1, max_length=1024, pattern=r"\S")]
     status: Literal["firing", "resolved"] = "firing"
     severity: Literal["critical", "error", "warning", "info"] | None = None
     dedup_key: Annotated[str, Field(min_length=1, max_length=255)] | None = None

@@ -28,8 +28,9 @@ ANNOTATION_DETAILS = ("description", "runbook_url")
 class PagerDutyPayload(BaseModel):
     model_config = ConfigDict(extra="allow", populate_by_name=True)
 
-    summary: str = Field(min_length=1, max_length=1024)
-    source: str = Field(min_length=1, max_length=255)
+    # At least one non-space character: the alert made from it strips whitespace.
+    summary: str = Field(min_length=1, max_length=1024, pattern=r"\S")
+    source: str = Field(min_length=1, max_length=255, pattern=r"\S")
     severity: Literal["critical", "error", "warning", "info"]
     timestamp: datetime | None = None
     component: str | None = Field(default=None, max_length=255)

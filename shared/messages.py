@@ -14,6 +14,9 @@ from .domain.maintenance import MaintenanceWindow  # noqa: F401
 from .domain.oncall import RotationOverride  # noqa: F401
 
 Label = Annotated[str, Field(max_length=4096)]
+# At least one character that str.strip() keeps: the whitespace class is spelled out, because
+# `\S` means one set in Python and another in a JSON Schema client (U+0085, U+001C..U+001F).
+NOT_BLANK = r"[^\t-\r \x1c-\x1f\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
 
 
 class NativeAlert(BaseModel):
@@ -27,8 +30,8 @@ class NativeAlert(BaseModel):
 
     # Whitespace is stripped first: the pattern tells a client (and the OpenAPI document)
     # that a value of spaces alone is empty.
-    service: Annotated[str, Field(min_length=1, max_length=200, pattern=r"\S")]
-    summary: Annotated[str, Field(min_length=1, max_length=1024, pattern=r"\S")]
+    service: Annotated[str, Field(min_length=1, max_length=200, pattern=NOT_BLANK)]
+    summary: Annotated[str, Field(min_length=1, max_length=1024, pattern=NOT_BLANK)]
     status: Literal["firing", "resolved"] = "firing"
     severity: Literal["critical", "error", "warning", "info"] | None = None
     dedup_key: Annotated[str, Field(min_length=1, max_length=255)] | None = None

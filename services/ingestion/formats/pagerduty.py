@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from shared.domain.alerts import AlertAction, Link
 from shared.domain.organisation import Integration
-from shared.messages import NativeAlert
+from shared.messages import NOT_BLANK, NativeAlert
 
 MAX_BYTES = 512 * 1024
 UNKNOWN_SERVICE = "unknown"
@@ -29,8 +29,8 @@ class PagerDutyPayload(BaseModel):
     model_config = ConfigDict(extra="allow", populate_by_name=True)
 
     # At least one non-space character: the alert made from it strips whitespace.
-    summary: str = Field(min_length=1, max_length=1024, pattern=r"\S")
-    source: str = Field(min_length=1, max_length=255, pattern=r"\S")
+    summary: str = Field(min_length=1, max_length=1024, pattern=NOT_BLANK)
+    source: str = Field(min_length=1, max_length=255, pattern=NOT_BLANK)
     severity: Literal["critical", "error", "warning", "info"]
     timestamp: datetime | None = None
     component: str | None = Field(default=None, max_length=255)

@@ -17,7 +17,7 @@ from typing import Callable
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from harness import _behind, _partitions, sql
+from harness import _behind, _partitions, sql, sql_snapshot
 from alert_stream import Ledger
 
 # Notifications that an incident gets at most once whatever happens to it (the test's
@@ -90,14 +90,15 @@ class Accounting:
 
     @classmethod
     def read(cls, copies: dict[int, list[str]], names: list[str]) -> "Accounting":
-        rows = sql("SELECT incident_id, record->'labels'->>'alertname' AS name, alert_count FROM incidents"
-                   " WHERE record->'labels'->>'alertname' = ANY($1::text[])", names)
+        named = "SELECT incident_id FROM incidents WHERE record->'labels'->>'alertname' = ANY($1::text[])"
+        rows, events = sql_snapshot(
+            ("SELECT incident_id, record->'labels'->>'alertname' AS name, alert_count FROM incidents"
+             " WHERE record->'labels'->>'alertname' = ANY($1::text[])", (names,)),
+            ("SELECT event_id, incident_id, version, change, data, occurred_at FROM audit_events"
+             f" WHERE incident_id IN ({named})", (names,)))
         incidents: dict[str, list[str]] = defaultdict(list)
         for row in rows:
             incidents[row["name"]].append(row["incident_id"])
-        ids = [row["incident_id"] for row in rows]
-        events = sql("SELECT event_id, incident_id, version, change, data, occurred_at FROM audit_events"
-                     " WHERE incident_id = ANY($1::text[])", ids)
         counted: dict[str, list[tuple[str, str]]] = defaultdict(list)
         for event in events:
             data = event["data"] = _json(event["data"])

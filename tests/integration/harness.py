@@ -69,6 +69,22 @@ def sql(query: str, *args: Any) -> list[dict[str, Any]]:
     return asyncio.run(run())
 
 
+def sql_snapshot(*queries: tuple[str, tuple]) -> list[list[dict[str, Any]]]:
+    """Several queries read as of one moment (one repeatable-read transaction).
+
+    Separate statements race the recorder: a batch committed between them shows in one
+    read and not in the other (an incident's alert_count one short of its audit events)."""
+    async def run() -> list[list[dict[str, Any]]]:
+        conn = await asyncpg.connect(os.environ["DATABASE_URL"])
+        try:
+            async with conn.transaction(isolation="repeatable_read", readonly=True):
+                return [[dict(row) for row in await conn.fetch(query, *args)] for query, args in queries]
+        finally:
+            await conn.close()
+
+    return asyncio.run(run())
+
+
 def read_topic(topic: str, predicate: Callable[[dict], bool] | None = None, *, until: Callable[[list[dict]], bool] | None = None,
                timeout: float = 20.0) -> list[dict]:
     """Every JSON message on ``topic`` from the beginning (value plus ``_key``), filtered by ``predicate``.

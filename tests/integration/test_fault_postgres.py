@@ -15,7 +15,7 @@ from collections import Counter
 import httpx
 
 from console_session import signed_in_client
-from harness import read_topic, sql, wait_until
+from harness import read_topic, sql, sql_snapshot, wait_until
 from outage_load import OutageLoad
 from shared.domain.ids import INCIDENT_ID
 from stack_control import start_stack, stop_postgres
@@ -29,21 +29,26 @@ def _incidents(pattern: str) -> list[dict]:
                " WHERE service = 'scale-service' AND record->'labels'->>'alertname' LIKE $1", pattern)
 
 
-def _references(ids: list[str]) -> list[dict]:
-    return sql("SELECT incident_id, fingerprint, count FROM incident_alerts WHERE incident_id = ANY($1::text[])", ids)
+def _snapshot(pattern: str) -> tuple[list[dict], list[dict]]:
+    """The incidents and their alert references as of one moment (harness.sql_snapshot)."""
+    incidents = ("SELECT incident_id, alert_count, status, record->'labels'->>'alertname' AS name FROM incidents"
+                 " WHERE service = 'scale-service' AND record->'labels'->>'alertname' LIKE $1")
+    by_id = f"SELECT incident_id FROM ({incidents}) AS i"
+    rows, refs = sql_snapshot((incidents, (pattern,)),
+                              ("SELECT incident_id, fingerprint, count FROM incident_alerts"
+                               f" WHERE incident_id IN ({by_id})", (pattern,)))
+    return rows, refs
 
 
 def _accounted(load: OutageLoad, tag: str, until: float = float("inf")) -> tuple[list[dict], list[dict]] | None:
     """The test's incidents and alert references, once every alert accepted before ``until`` is in PostgreSQL."""
-    incidents = _incidents(f"PgDown-{tag}-%")
-    refs = _references([i["incident_id"] for i in incidents])
+    incidents, refs = _snapshot(f"PgDown-{tag}-%")
     wanted = {key for accepted in list(load.accepted) if accepted.at < until for key in accepted.dedup_keys}
     return (incidents, refs) if wanted <= {r["fingerprint"] for r in refs} else None
 
 
 def _shortfall(load: OutageLoad, tag: str) -> str:
-    incidents = _incidents(f"PgDown-{tag}-%")
-    refs = _references([i["incident_id"] for i in incidents])
+    incidents, refs = _snapshot(f"PgDown-{tag}-%")
     wanted = {key: accepted.alertname for accepted in list(load.accepted) for key in accepted.dedup_keys}
     missing = sorted(set(wanted) - {r["fingerprint"] for r in refs})
     names = {i["name"] for i in incidents}

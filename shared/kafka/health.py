@@ -17,7 +17,7 @@ from .. import catalogue as cat
 from ..messages import Probe
 from ..settings import Settings
 from . import faust_fixes
-from .liveness import STALLS, Watchdog
+from .liveness import STALLS, Watchdog, lagging_partitions
 from .probes import Probes
 from .streams import decode
 
@@ -55,15 +55,7 @@ def install(app: faust.App, service: str, settings: Settings) -> Probes:
         if app.rebalancing or app.in_recovery or not app.tables.recovery.completed.is_set():
             return None
         consumer = app.consumer
-        found: dict = {}
-        for tp in consumer.assignment():
-            for agent, topics in agents.items():
-                if tp.topic not in topics:
-                    continue
-                committed, highwater = consumer._committed_offset.get(tp), consumer.highwater(tp)
-                if committed is not None and highwater is not None and highwater > committed:
-                    found.setdefault(agent, {})[tp] = (committed, highwater)
-        return found
+        return lagging_partitions(consumer.assignment(), agents, consumer._committed_offset.get, consumer.highwater)
 
     def mend(tp, committed: int) -> None:
         asyncio.get_running_loop().create_task(faust_fixes.reread(app.consumer, tp, committed))

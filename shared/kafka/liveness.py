@@ -117,6 +117,25 @@ class AgentActivity:
 ACTIVITY = AgentActivity()
 
 
+def lagging_partitions(assignment, agents: dict, committed_of, highwater_of) -> dict:
+    """Per agent, its assigned partitions with messages waiting: {tp: (committed, highwater)}.
+
+    A partition with no commit counts from its start, where it is read (faust_fixes,
+    correction 4): left out, a partition a worker killed before its first commit left
+    behind was outside every rule, and was seen to stall a restarted triage for good
+    (59 alerts of 1,000 never forwarded, no rewind, no exit)."""
+    found: dict = {}
+    for tp in assignment:
+        for agent, topics in agents.items():
+            if tp.topic not in topics:
+                continue
+            committed, highwater = committed_of(tp), highwater_of(tp)
+            committed = 0 if committed is None else committed
+            if highwater is not None and highwater > committed:
+                found.setdefault(agent, {})[tp] = (committed, highwater)
+    return found
+
+
 @dataclass
 class Progress:
     """Whether each agent with messages waiting makes progress.

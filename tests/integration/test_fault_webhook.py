@@ -3,7 +3,7 @@
 Team ``hooks-outage`` posts to ``/outage`` on a loopback receiver this module controls,
 with the production retry schedule (organisation.yaml sets only its url): 5 attempts,
 back-off 1 s doubling (1, 2, 4, 8 s), so a notification is dead-lettered about 15 s after
-its first attempt. The outage lasts as long as three notifications need: one spends every
+its first attempt. The outage lasts a minute, through three notifications: one spends every
 attempt against a closed port, one against 503s, and one fails four times and is delivered
 on its fifth attempt once the receiver is back; a notification made after the return is
 delivered on its first.
@@ -23,6 +23,7 @@ SERVICE, TEAM = "outage-webhook-service", "hooks-outage"
 ATTEMPTS, BACKOFF = 5, 1.0  # shared.domain.organisation.Webhook's defaults
 DELAYS = [BACKOFF * 2 ** i for i in range(ATTEMPTS - 1)]  # 1, 2, 4, 8 s
 SLACK = 5.0  # how much later than its back-off an attempt may come on a loaded machine
+OUTAGE_SECONDS = 60.0  # the "down for a minute": refused, then 503, then back
 
 
 class OutageReceiver:
@@ -135,6 +136,11 @@ def test_webhook_down_then_failing_dead_letters_with_the_reason_then_delivers_af
               f" dead letter {posts[-1]['at'] - posts[0]['at']:.1f} s after the first attempt: {letter['last_error']!r}")
 
         # 3. A notification mid-retry when the receiver comes back is delivered on its next attempt.
+        # The receiver stays failing for the rest of the minute: the outage's length is the
+        # scenario, not a wait for something. The pending notification is opened late enough
+        # that its four failures end the minute (1 + 2 + 4 s between them), and its fifth
+        # attempt, 8 s after the fourth, meets the receiver back.
+        time.sleep(max(0.0, down_at + OUTAGE_SECONDS - sum(DELAYS[:-1]) - time.monotonic()))
         pending = open_incident(intake, SERVICE, f"OutagePending-{unique}")
         wait_until(lambda: len(receiver.opened_posts(pending)) == ATTEMPTS - 1, timeout=45, interval=0.1,
                    what=f"{ATTEMPTS - 1} failed attempts for {pending}")
@@ -146,6 +152,7 @@ def test_webhook_down_then_failing_dead_letters_with_the_reason_then_delivers_af
             ("sent", ATTEMPTS)], rows
         assert_backed_off(gaps([p["at"] for p in posts]), "pending")
         outage = up_at - down_at
+        assert outage >= OUTAGE_SECONDS, f"the receiver was away {outage:.1f} s, not a minute"
         print(f"FAULT webhook outage {outage:.1f} s; the pending notification delivered on attempt {ATTEMPTS},"
               f" {posts[-1]['at'] - up_at:.1f} s after the return")
 

@@ -208,3 +208,20 @@ def test_nothing_is_taken_between_an_assignment_and_its_seek_to_the_commit(monke
     assert consumer.seeks == []  # every partition has its commit now
     consumer.committed[TP("triage.alerts", 0)] = 28
     assert _run(consumer, [28], generation=4) == [28]
+
+
+def test_a_partition_with_no_commit_counts_from_its_start_so_the_watchdog_sees_it():
+    """A worker killed before its first commit left partitions without one: they were outside
+    every liveness rule, and a restarted triage stalled on them for good."""
+    from shared.kafka.liveness import Progress, lagging_partitions
+
+    fresh, moving, done = TP("triage.alerts", 0), TP("triage.alerts", 1), TP("triage.alerts", 2)
+    committed = {fresh: None, moving: 4, done: 9}
+    highwater = {fresh: 12, moving: 9, done: 9}
+    found = lagging_partitions([fresh, moving, done, TP("oncall.overrides", 0)], {"route": frozenset({"triage.alerts"})},
+                               committed.get, highwater.get)
+    assert found == {"route": {fresh: (0, 12), moving: (4, 9)}}
+    progress = Progress()
+    progress.observe(found, now=0.0, idle={"route": 0.0})
+    progress.observe(found, now=6.0, idle={"route": 6.0})
+    assert [(tp, offset) for _, tp, offset, _ in progress.stuck] == [(fresh, 0), (moving, 4)]

@@ -44,6 +44,15 @@ consume (``guard_topics``), never to changelogs.
    a notification service restarted after the first audit events of a partition lost their
    notifications. Here such a partition is sought to its start (``earliest``, as configured).
 
+5. Faust's ``Consumer.seek`` calls the Kafka client's ``seek`` from the service's event loop,
+   while the client lives in the consumer thread's own loop: its fetcher, handling a fetch
+   response in that thread at the same moment, can overwrite the position just set, and
+   the wake-up of its fetch task is scheduled on a loop from outside it. A rewind was then
+   seen to bring nothing back (messages waiting on a partition that never came, until the
+   watchdog restarted the service: three times in one drain of the chaos soak). Here every
+   seek of ours runs in the consumer's thread (``seek``), as Faust's own seek to the
+   committed offsets does.
+
 All of this only ever withholds an acknowledgement or reads again, never skips a record.
 """
 from __future__ import annotations
@@ -132,6 +141,16 @@ def _rewind_later(consumer: Consumer, tp, offset: int) -> bool:
     return True
 
 
+async def seek(consumer: Consumer, tp, offset: int) -> None:
+    """Seek ``tp`` to ``offset`` in the thread the Kafka client runs in (correction 5)."""
+    thread = getattr(consumer, "_thread", None)
+    if thread is None:  # a consumer without a thread of its own: its seek is safe as it is
+        await consumer.seek(tp, offset)
+        return
+    await thread.call_thread(thread._ensure_consumer().seek, tp, offset)
+    consumer._read_offset[tp] = offset if offset else None  # as Faust's seek does (ours are never read)
+
+
 async def _rewind(consumer: Consumer, tp) -> None:
     await asyncio.sleep(0)  # let the rest of the passed-over run arrive first
     with _LOCK:
@@ -139,7 +158,7 @@ async def _rewind(consumer: Consumer, tp) -> None:
     if offset is None or consumer.should_stop or tp not in consumer.assignment():
         return  # revoked: its next owner starts from the committed offset anyway
     try:
-        await consumer.seek(tp, offset)
+        await seek(consumer, tp, offset)
         with _LOCK:
             _REWOUND[tp] = (offset, time.monotonic())
         log.debug("%s: rewound to %s", tp, offset)
@@ -166,7 +185,7 @@ async def reread(consumer: Consumer, tp, offset: int) -> None:
         return
     forget(tp)
     try:
-        await consumer.seek(tp, offset)
+        await seek(consumer, tp, offset)
     except Exception as exc:  # noqa: BLE001 - not mended: the watchdog's exit follows at the bound
         log.warning("%s: could not seek to %s (%s)", tp, offset, exc)
 
@@ -271,7 +290,7 @@ async def _perform_seek(self: Consumer) -> None:
     for tp in self.assignment():
         # Faust stores a commit of 0 as None too: both mean "from the start".
         if tp.topic in _GUARDED and self._committed_offset.get(tp) is None:
-            await self.seek(tp, 0)
+            await seek(self, tp, 0)
     with _LOCK:
         self._seeks_done = max(getattr(self, "_seeks_done", 0), due)
 

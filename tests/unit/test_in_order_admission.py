@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import threading
 from dataclasses import dataclass, field
 
 import pytest
@@ -225,3 +227,38 @@ def test_a_partition_with_no_commit_counts_from_its_start_so_the_watchdog_sees_i
     progress.observe(found, now=0.0, idle={"route": 0.0})
     progress.observe(found, now=6.0, idle={"route": 6.0})
     assert [(tp, offset) for _, tp, offset, _ in progress.stuck] == [(fresh, 0), (moving, 4)]
+
+
+def test_a_rewind_seeks_in_the_consumer_thread_not_from_the_service_loop():
+    """Faust's own seek touches the Kafka client from outside its thread (correction 5)."""
+    calls = []
+
+    class Client:
+        def seek(self, tp, offset):
+            calls.append(("client.seek", threading.current_thread().name, tp, offset))
+
+    class ConsumerThread:
+        def __init__(self):
+            self.client, self.worker = Client(), concurrent.futures.ThreadPoolExecutor(1, "consumer-thread")
+
+        def _ensure_consumer(self):
+            return self.client
+
+        async def call_thread(self, fun, *args):
+            return await asyncio.wrap_future(self.worker.submit(fun, *args))
+
+    @dataclass
+    class ThreadedConsumer(FakeConsumer):
+        _thread: ConsumerThread = field(default_factory=ConsumerThread)
+        _read_offset: dict = field(default_factory=dict)
+
+        async def seek(self, tp, offset):  # Faust's: from the caller's loop
+            calls.append(("faust.seek", threading.current_thread().name, tp, offset))
+
+    consumer = ThreadedConsumer()
+    tp = TP("triage.alerts", 0)
+    asyncio.run(faust_fixes.reread(consumer, tp, 5))
+    consumer._thread.worker.shutdown()
+    assert [(what, thread.startswith("consumer-thread"), offset) for what, thread, _, offset in calls] == [
+        ("client.seek", True, 5)]
+    assert consumer._read_offset == {tp: 5}

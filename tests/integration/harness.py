@@ -240,6 +240,24 @@ class Platform:
     def ready(self, name: str) -> bool:
         return self.readiness(name)[0]
 
+    def snapshot(self, name: str) -> str:
+        """What ``name`` is doing right now, for a failure message: its readiness answer and
+        every thread's stack (py-spy dump; the process is paused for a moment, not stopped)."""
+        try:
+            why = self.readiness(name)[1]
+        except AssertionError as exc:
+            why = str(exc)
+        pid = self.child_pid(name)
+        if pid is None:
+            return f"{name}: not running; readiness {why}"
+        spy = Path(sys.executable).with_name("py-spy")
+        try:
+            dump = subprocess.run([str(spy), "dump", "--pid", str(pid)], capture_output=True, text=True,
+                                  timeout=30).stdout
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            dump = f"(no py-spy dump: {exc})"
+        return f"{name} (pid {pid}): readiness {why}\n{dump}"
+
     def wait_ready(self, *names: str, timeout: float = 120.0) -> None:
         for name in names or tuple(self.procs):
             last = {"why": "never asked"}

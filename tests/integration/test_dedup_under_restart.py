@@ -111,7 +111,8 @@ def test_thousand_alerts_ten_fingerprints_exactly_ten_incidents_across_a_triage_
     try:
         found = wait_until(settled, timeout=120, interval=1.0, what="1,000 alerts on 10 incidents")
     except AssertionError as exc:
-        raise AssertionError(f"{exc}; last seen: {last.get('found')}; per hop: {_per_hop(set(names))}") from None
+        raise AssertionError(f"{exc}; last seen: {last.get('found')}; per hop: {_per_hop(set(names))}; "
+                             f"{platform.snapshot('triage')}") from None
     assert {name: count for name, (_, count) in found.items()} == {name: 100 for name in names}
     # Commands triage applied again after the kill made the same events: no chain forked.
     for incident_id, _ in found.values():

@@ -201,9 +201,13 @@ def admit(consumer: Consumer, message) -> bool:
             return False
         known = _NEXT.get(tp)
         if known is None or known[0] != generation:
-            # First message of this generation: Faust has just sought to the committed offset.
+            # First message of this generation: Faust has just sought to the committed offset,
+            # or to the start for a partition with no commit (correction 4). Not the first
+            # offset that happens to come: a message fetched before that seek can still be
+            # queued, and taking it first would put what follows it out of order (an incident's
+            # attach applied before its open, the open then taken for a copy).
             committed = consumer._committed_offset.get(tp)
-            expected = committed if committed is not None else offset
+            expected = committed if committed is not None else 0
         else:
             expected = known[1]
         if offset > expected and _GAPS.get((tp, expected), offset + 1) <= offset:

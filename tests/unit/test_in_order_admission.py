@@ -262,3 +262,12 @@ def test_a_rewind_seeks_in_the_consumer_thread_not_from_the_service_loop():
     assert [(what, thread.startswith("consumer-thread"), offset) for what, thread, _, offset in calls] == [
         ("client.seek", True, 5)]
     assert consumer._read_offset == {tp: 5}
+
+
+def test_a_partition_with_no_commit_is_taken_from_its_start_not_from_the_first_offset_that_comes():
+    """A message fetched before the seek to the start, still queued, came first: what was
+    before it came after, and an incident's open was taken for a copy of an applied command."""
+    consumer = FakeConsumer(committed={})
+    assert _run(consumer, [35, 36]) == []  # held back; the partition is rewound to its start
+    assert consumer.seeks == [("triage.alerts", 0, 0)]
+    assert _run(consumer, [0, 1, 2]) == [0, 1, 2]

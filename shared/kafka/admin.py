@@ -136,8 +136,9 @@ async def ensure_topics(bootstrap: str, specs: list[TopicSpec], default_partitio
                     )
                 problems = replication_mismatches(replication, described)
                 if problems:
+                    more = f"; and {len(problems) - 3} more" if len(problems) > 3 else ""
                     raise TopologyError(
-                        "TOPIC_REPLICATION does not match the existing topics: " + "; ".join(problems)
+                        "TOPIC_REPLICATION does not match the existing topics: " + "; ".join(problems[:3]) + more
                         + " (use the replication the topics were created with, or move to a new cluster)"
                     )
                 pending = settled(expected, described)

@@ -410,9 +410,17 @@ stop_kafka() {
   say "$KAFKA_NAME: stopped (pid $pid)"
 }
 
-# stop_kafka_nodes: every node, the last first.
+# stop_kafka_nodes: every node. A cluster's nodes are all sent SIGTERM first, then awaited:
+# one by one, the last node's controlled shutdown waits for a quorum that has gone (it hung
+# past the 30 s stop timeout and had to be killed).
 stop_kafka_nodes() {
-  local n
+  local n pid
+  if ((KAFKA_NODES > 1)); then
+    for ((n = 1; n <= KAFKA_NODES; n++)); do
+      select_node "$n"
+      if pid=$(kafka_pid); then kill -TERM "$pid" 2>/dev/null || true; fi
+    done
+  fi
   for ((n = KAFKA_NODES; n >= 1; n--)); do
     select_node "$n"
     stop_kafka

@@ -9,13 +9,14 @@ $(error CLUSTER=$(CLUSTER): only CLUSTER=3, a three-broker cluster, is supported
 endif
 STACK_PROFILE := $(if $(CLUSTER),cluster,local)
 
-.PHONY: help setup run up down status test test-openapi-volume unit demo bench soak clean topics screenshots
+.PHONY: help setup run up down status test test-cluster test-openapi-volume unit demo bench soak clean topics screenshots
 
 help:
 	@echo "make run     start everything in the foreground (Ctrl-C stops it)"
 	@echo "make up      start the local stack and the five services in the background (CLUSTER=3: on three brokers)"
 	@echo "make down    stop what make up started (data kept in .local/)"
 	@echo "make test    the whole suite against a real broker and database of its own"
+	@echo "make test-cluster  the three-broker tests: a broker stopped mid-storm (a stack of its own, minutes)"
 	@echo "make demo    drive one incident through its life on the running stack"
 	@echo "make bench   the benchmark beside Alertmanager (prints a table, writes .local/bench/results.json; BENCH_ARGS=...)"
 	@echo "make test-openapi-volume  schemathesis at full volume: 2,000 requests per intake operation, 500 per other (long)"
@@ -42,6 +43,9 @@ status:
 
 test:
 	@bash deploy/scripts/test.sh
+
+test-cluster:
+	@bash deploy/scripts/test-cluster.sh
 
 unit: setup
 	@$(PY) -m pytest tests/unit -q

@@ -14,6 +14,8 @@ import asyncio
 import json
 import os
 import random
+import subprocess
+import sys
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -22,7 +24,7 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
 from fault_figures import end_offsets, read_from
-from harness import TEST_PROFILE, sql, wait_until
+from harness import REPO, TEST_PROFILE, sql, wait_until
 from paced_stream import CLIENT_TIMEOUT, Stream, alert
 from stack_control import start_stack, stop_cluster_broker
 
@@ -194,3 +196,26 @@ def test_stopping_the_intake_leader_mid_storm_loses_nothing_and_intake_keeps_ans
     assert figures["incident_alert_count_mismatches"] == 0, said
     assert set(doubled) <= resent and len(doubled) <= MAX_STORED_THOUGH_503, said
     assert figures["accounted_for"] == NAMES * PER_NAME - len(doubled), said
+
+
+def _topology(**env: str) -> subprocess.CompletedProcess:
+    """services.topology (what make up and every service run first) with these settings."""
+    return subprocess.run([sys.executable, "-m", "services.topology"], cwd=REPO, capture_output=True, text=True,
+                          env={**os.environ, **env}, timeout=120)
+
+
+def test_more_copies_than_the_cluster_has_brokers_stops_naming_the_setting():
+    # A fresh app prefix: its changelogs do not exist yet, so they would have to be created.
+    result = _topology(APP_PREFIX=f"too-many-{os.getpid()}", TOPIC_REPLICATION="4", TOPIC_MIN_INSYNC_REPLICAS="2")
+    assert result.returncode != 0, result.stdout
+    assert "TOPIC_REPLICATION is 4 but the cluster has 3 broker(s)" in result.stderr, result.stderr[-2000:]
+
+
+def test_existing_topics_with_other_replication_stop_naming_the_setting():
+    made = _topology()  # the cluster's own settings (stack.env: 3 copies): every topic there
+    assert made.returncode == 0, made.stderr[-2000:]
+    assert all(len(p["replicas"]) == 3 for p in _partitions("alerts.intake"))
+    result = _topology(TOPIC_REPLICATION="1", TOPIC_MIN_INSYNC_REPLICAS="1")
+    assert result.returncode != 0, result.stdout
+    assert "TOPIC_REPLICATION does not match the existing topics" in result.stderr, result.stderr[-2000:]
+    assert "has 3 replicas, the configuration expects 1" in result.stderr

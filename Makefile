@@ -1,14 +1,22 @@
 # Incident Handling: the commands a user types. See README.md.
 SHELL := /bin/bash
 PY := .local/venv/bin/python
+# make up CLUSTER=3 (and run, down, status): the platform on a three-broker Kafka cluster
+# (stack.sh --profile cluster: replication 3, min.insync.replicas 2). Default: one broker.
+CLUSTER ?=
+ifneq ($(filter-out 3,$(CLUSTER)),)
+$(error CLUSTER=$(CLUSTER): only CLUSTER=3, a three-broker cluster, is supported)
+endif
+STACK_PROFILE := $(if $(CLUSTER),cluster,local)
 
-.PHONY: help setup run up down status test test-openapi-volume unit demo bench soak clean topics screenshots
+.PHONY: help setup run up down status test test-cluster test-openapi-volume unit demo bench soak clean topics screenshots
 
 help:
 	@echo "make run     start everything in the foreground (Ctrl-C stops it)"
-	@echo "make up      start the local stack and the five services in the background"
+	@echo "make up      start the local stack and the five services in the background (CLUSTER=3: on three brokers)"
 	@echo "make down    stop what make up started (data kept in .local/)"
 	@echo "make test    the whole suite against a real broker and database of its own"
+	@echo "make test-cluster  the three-broker tests: a broker stopped mid-storm (a stack of its own, minutes)"
 	@echo "make demo    drive one incident through its life on the running stack"
 	@echo "make bench   the benchmark beside Alertmanager (prints a table, writes .local/bench/results.json; BENCH_ARGS=...)"
 	@echo "make test-openapi-volume  schemathesis at full volume: 2,000 requests per intake operation, 500 per other (long)"
@@ -19,22 +27,25 @@ setup:
 	@bash deploy/scripts/bootstrap.sh
 
 run:
-	@bash deploy/scripts/run.sh
+	@STACK_PROFILE=$(STACK_PROFILE) bash deploy/scripts/run.sh
 
 up: setup
-	@bash deploy/scripts/stack.sh start --profile local
-	@bash deploy/scripts/services.sh start
+	@bash deploy/scripts/stack.sh start --profile $(STACK_PROFILE)
+	@bash deploy/scripts/services.sh start --profile $(STACK_PROFILE)
 
 down:
 	@bash deploy/scripts/services.sh stop
-	@bash deploy/scripts/stack.sh stop --profile local
+	@bash deploy/scripts/stack.sh stop --profile $(STACK_PROFILE)
 
 status:
-	@bash deploy/scripts/stack.sh status --profile local || true
-	@bash deploy/scripts/services.sh status || true
+	@bash deploy/scripts/stack.sh status --profile $(STACK_PROFILE) || true
+	@bash deploy/scripts/services.sh status --profile $(STACK_PROFILE) || true
 
 test:
 	@bash deploy/scripts/test.sh
+
+test-cluster:
+	@bash deploy/scripts/test-cluster.sh
 
 unit: setup
 	@$(PY) -m pytest tests/unit -q
@@ -62,4 +73,5 @@ topics: setup
 clean: down
 	@bash deploy/scripts/stack.sh reset --profile local >/dev/null
 	@bash deploy/scripts/stack.sh reset --profile test >/dev/null
+	@bash deploy/scripts/stack.sh reset --profile cluster >/dev/null
 	rm -rf .local

@@ -14,7 +14,7 @@ from shared import log_collapse
 from shared.catalogue import all_topics
 from shared.config_loader import ConfigError, load_organisation
 from shared.domain.organisation import Organisation
-from shared.kafka.admin import TopologyError, ensure_topics
+from shared.kafka.admin import TopologyError, ensure_topics, replication
 from shared.kafka.liveness import CONFIG_ERROR
 from shared.settings import Settings, SettingsError, load_settings
 
@@ -35,7 +35,8 @@ def prepare(service: str) -> tuple[Settings, Organisation]:
     log_collapse.install()
     org = load_organisation(settings.incident_config)
     try:
-        asyncio.run(ensure_topics(settings.kafka_bootstrap, all_topics(org), settings.topic_partitions))
+        asyncio.run(ensure_topics(settings.kafka_bootstrap, all_topics(org), settings.topic_partitions,
+                                  **replication(settings)))
     except TimeoutError as exc:
         raise SystemExit(f"{service}: {exc}") from None
     return settings, org

@@ -13,7 +13,7 @@ from shared.catalogue import all_topics
 from shared.config_loader import load_organisation
 from shared.domain.organisation import Organisation
 from shared.kafka import health
-from shared.kafka.admin import ensure_topics
+from shared.kafka.admin import ensure_topics, replication
 from shared.settings import Settings, load_settings
 
 from .entry import run_main
@@ -41,7 +41,7 @@ def _run(service: str, build: Callable[[Settings, Organisation], faust.App]) -> 
     # done it already; this covers a service started alone, as in docker compose).
     try:
         asyncio.run(ensure_topics(settings.kafka_bootstrap, [*all_topics(org), *faust_internal_topics(app)],
-                                  settings.topic_partitions))
+                                  settings.topic_partitions, **replication(settings)))
     except TimeoutError as exc:
         raise SystemExit(f"{service}: {exc}") from None
     worker = _Worker(app, loglevel=settings.log_level, quiet=True)

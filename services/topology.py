@@ -59,14 +59,14 @@ def platform_topics(settings: Settings, org: Organisation) -> list[TopicSpec]:
 
 def main() -> None:
     from shared.config_loader import load_organisation
-    from shared.kafka.admin import ensure_topics
+    from shared.kafka.admin import ensure_topics, replication
     from shared.settings import load_settings
 
     settings = load_settings()
     logging.basicConfig(level=settings.log_level, format="%(asctime)s topology %(levelname)s %(name)s: %(message)s")
     org = load_organisation(settings.incident_config)
     specs = platform_topics(settings, org)
-    asyncio.run(ensure_topics(settings.kafka_bootstrap, specs, settings.topic_partitions))
+    asyncio.run(ensure_topics(settings.kafka_bootstrap, specs, settings.topic_partitions, **replication(settings)))
     print(f"topology: {len(specs)} topics ready on {settings.kafka_bootstrap} (every partition has a leader)")
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -31,6 +31,10 @@ class Settings(BaseSettings):
     faust_web_host: str = "127.0.0.1"
     faust_web_port_base: int = Field(default=6066, ge=1, le=65530)
     topic_partitions: int = Field(default=4, ge=1, le=256)
+    # Copies of every topic and changelog (3 on a three-broker cluster, `make up CLUSTER=3`), and how
+    # many of them must have a write before it is acknowledged (producers send with acks=all).
+    topic_replication: int = Field(default=1, ge=1, le=16)
+    topic_min_insync_replicas: int = Field(default=1, ge=1, le=16)
     data_dir: Path = REPO_ROOT / ".local" / "data"
     app_prefix: str = Field(default="incident", pattern=r"^[a-z][a-z0-9-]*$")
     # How often the escalation service looks for due deadlines.
@@ -52,6 +56,15 @@ class Settings(BaseSettings):
     # Set behind TLS so the session cookie is sent over HTTPS only.
     web_cookie_secure: bool = False
 
+    @model_validator(mode="after")
+    def _insync_within_replication(self) -> "Settings":
+        if self.topic_min_insync_replicas > self.topic_replication:
+            raise ValueError(
+                f"TOPIC_MIN_INSYNC_REPLICAS ({self.topic_min_insync_replicas}) is more than TOPIC_REPLICATION"
+                f" ({self.topic_replication}): no write could ever be acknowledged"
+            )
+        return self
+
     @property
     def api_url(self) -> str:
         return (self.incident_api_url or f"http://127.0.0.1:{self.ingestion_port}").rstrip("/")
@@ -71,6 +84,8 @@ def load_settings() -> Settings:
         return Settings()
     except ValidationError as exc:
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']).upper()}: {err['msg']}" for err in exc.errors()
+            f"{'.'.join(str(p) for p in err['loc']).upper()}: {err['msg']}" if err["loc"]
+            else err["msg"].removeprefix("Value error, ")  # a check across fields names them itself
+            for err in exc.errors()
         )
         raise SettingsError(f"invalid environment setting: {problems}") from None

@@ -4,6 +4,8 @@
 set -Eeuo pipefail
 REPO_ROOT=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/../.." && pwd -P)
 cd "$REPO_ROOT"
+# make run CLUSTER=3 sets STACK_PROFILE=cluster: the three-broker stack.
+profile=${STACK_PROFILE:-local}
 stopping=0
 tail_pid=
 cleanup() {
@@ -14,13 +16,13 @@ cleanup() {
   echo
   echo "stopping..."
   bash deploy/scripts/services.sh stop || true
-  bash deploy/scripts/stack.sh stop --profile local || true
+  bash deploy/scripts/stack.sh stop --profile "$profile" || true
 }
 trap cleanup EXIT
 trap 'exit 0' INT TERM  # a requested stop is a clean stop
 bash deploy/scripts/bootstrap.sh
-bash deploy/scripts/stack.sh start --profile local
-bash deploy/scripts/services.sh start
+bash deploy/scripts/stack.sh start --profile "$profile"
+bash deploy/scripts/services.sh start --profile "$profile"
 echo
 echo "Running in the foreground; Ctrl-C stops everything. Service logs follow."
 echo

@@ -4,7 +4,9 @@
 # which restarts it when it crashes or its liveness watchdog finds it stalled.
 # Stops exactly what it started, by PID.
 #
-# Usage: deploy/scripts/services.sh <start|stop|status|urls> [--profile local]
+# Usage: deploy/scripts/services.sh <start|stop|status|urls> [--profile local|cluster]
+# (--profile cluster: on the three-broker stack of `stack.sh --profile cluster`, make up CLUSTER=3;
+# the services, their ports, logs and PIDs are the same either way, one platform at a time).
 # Logs: .local/logs/<service>.log   PIDs: .local/run/<service>.pid (the supervisor),
 # .local/run/<service>.child.pid (the service process itself)
 set -Eeuo pipefail
@@ -13,17 +15,23 @@ STATE_DIR=$REPO_ROOT/.local
 PY=$STATE_DIR/venv/bin/python
 SERVICES=(ingestion recorder triage escalation notification metrics web)
 READY_TIMEOUT=${READY_TIMEOUT:-120}
+PROFILE=local
 
 COMMAND=${1:-}
 shift || true
 while (($#)); do
   case $1 in
-    --profile) [[ ${2:-} == local ]] || { echo "services.sh: only the local profile runs here (tests start their own)" >&2; exit 2; }; shift 2 ;;
+    --profile)
+      [[ ${2:-} == local || ${2:-} == cluster ]] ||
+        { echo "services.sh: only the local and cluster profiles run here (tests start their own)" >&2; exit 2; }
+      PROFILE=$2
+      shift 2 ;;
     *) echo "services.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
 
 mkdir -p "$STATE_DIR/logs" "$STATE_DIR/run"
+if [[ $PROFILE == cluster ]]; then STACK_ENV=$STATE_DIR/cluster/stack.env; else STACK_ENV=$STATE_DIR/stack.env; fi
 pidfile() { printf '%s/run/%s.pid' "$STATE_DIR" "$1"; }
 
 running_pid() {
@@ -39,9 +47,9 @@ running_pid() {
 }
 
 load_env() {
-  [[ -f $STATE_DIR/stack.env ]] || { echo "services.sh: no $STATE_DIR/stack.env: start the stack first (make up)" >&2; exit 1; }
-  # shellcheck disable=SC1091
-  . "$STATE_DIR/stack.env"
+  [[ -f $STACK_ENV ]] || { echo "services.sh: no $STACK_ENV: start the stack first (make up)" >&2; exit 1; }
+  # shellcheck disable=SC1090
+  . "$STACK_ENV"
   export DATA_DIR=${DATA_DIR:-$STATE_DIR/data}
   export INGESTION_PORT=${INGESTION_PORT:-8080} METRICS_PORT=${METRICS_PORT:-9108} WEB_PORT=${WEB_PORT:-8090}
   export RECORDER_PORT=${RECORDER_PORT:-8091}

@@ -3,7 +3,7 @@
 # single node, jars from Maven Central) and one PostgreSQL cluster, with no
 # Docker and no system services.
 #
-# Usage: deploy/scripts/stack.sh <start|stop|status|env|reset> [--profile local|test]
+# Usage: deploy/scripts/stack.sh <start|stop|status|env|reset> [--profile local|test|cluster]
 #
 #   start   start what is not running, wait until it is ready, write stack.env
 #   stop    stop what `start` of this profile started (by PID), keep the data
@@ -14,8 +14,16 @@
 # Profiles never share ports or data, so `make test` can run beside `make up`:
 #   local  state <repo>/.local       Kafka 127.0.0.1:9092  (controller 9093)   PostgreSQL 127.0.0.1:55432
 #   test   state <repo>/.local/test  Kafka 127.0.0.1:19092 (controller 19093)  PostgreSQL 127.0.0.1:55433
+#   cluster state <repo>/.local/cluster  three Kafka brokers, 127.0.0.1:29092, 29094, 29096
+#          (controllers 29093, 29095, 29097)  PostgreSQL 127.0.0.1:55434
+# The cluster profile runs three combined broker+controller nodes (node ids 1-3, a 3-voter
+# KRaft quorum): broker n listens on KAFKA_PORT+2(n-1), its controller on
+# KAFKA_CONTROLLER_PORT+2(n-1); its state is kafka-n/, logs/kafka-n.log, run/kafka-n.pid.
+# stack.env then also sets TOPIC_REPLICATION=3 and TOPIC_MIN_INSYNC_REPLICAS=2, and the
+# internal topics (offsets, transactions) have three copies, two in sync.
 # Environment overrides: KAFKA_PORT, KAFKA_CONTROLLER_PORT, PG_PORT,
-# KAFKA_HEAP_OPTS (default "-Xms256m -Xmx384m"), KAFKA_START_TIMEOUT (90 s),
+# KAFKA_HEAP_OPTS (default "-Xms256m -Xmx384m"; "-Xms128m -Xmx256m" per broker of the
+# cluster), KAFKA_START_TIMEOUT (90 s),
 # PG_START_TIMEOUT (60 s), PG_BINDIR (default: newest /usr/lib/postgresql/*/bin).
 #
 # State dir layout: kafka/data (KRaft log dirs), kafka/server.properties
@@ -63,7 +71,7 @@ while (($#)); do
     --profile) [[ $# -ge 2 ]] || die "--profile needs a value"; PROFILE=$2; shift 2 ;;
     --profile=*) PROFILE=${1#--profile=}; shift ;;
     -h | --help) usage; exit 0 ;;
-    *) die "unknown argument: $1 (usage: $STACK_PROG <start|stop|status|env|reset> [--profile local|test])" ;;
+    *) die "unknown argument: $1 (usage: $STACK_PROG <start|stop|status|env|reset> [--profile local|test|cluster])" ;;
   esac
 done
 case $COMMAND in
@@ -71,40 +79,66 @@ case $COMMAND in
 esac
 
 case $PROFILE in
-  local) STATE_DIR=$REPO_ROOT/.local; def_kafka=9092; def_ctrl=9093; def_pg=55432 ;;
-  test) STATE_DIR=$REPO_ROOT/.local/test; def_kafka=19092; def_ctrl=19093; def_pg=55433 ;;
-  *) die "unknown profile '$PROFILE' (local or test)" ;;
+  local) STATE_DIR=$REPO_ROOT/.local; def_kafka=9092; def_ctrl=9093; def_pg=55432; KAFKA_NODES=1 ;;
+  test) STATE_DIR=$REPO_ROOT/.local/test; def_kafka=19092; def_ctrl=19093; def_pg=55433; KAFKA_NODES=1 ;;
+  cluster) STATE_DIR=$REPO_ROOT/.local/cluster; def_kafka=29092; def_ctrl=29093; def_pg=55434; KAFKA_NODES=3 ;;
+  *) die "unknown profile '$PROFILE' (local, test or cluster)" ;;
 esac
 # A caller (the benchmark) may keep a profile's state elsewhere: STACK_STATE_DIR.
 STATE_DIR=${STACK_STATE_DIR:-$STATE_DIR}
-KAFKA_PORT=${KAFKA_PORT:-$def_kafka}
-KAFKA_CONTROLLER_PORT=${KAFKA_CONTROLLER_PORT:-$def_ctrl}
+KAFKA_BASE_PORT=${KAFKA_PORT:-$def_kafka}
+KAFKA_BASE_CONTROLLER_PORT=${KAFKA_CONTROLLER_PORT:-$def_ctrl}
 PG_PORT=${PG_PORT:-$def_pg}
-for p in "$KAFKA_PORT" "$KAFKA_CONTROLLER_PORT" "$PG_PORT"; do
-  if [[ ! $p =~ ^[1-9][0-9]{0,4}$ ]] || ((p > 65535)); then die "invalid port '$p'"; fi
+for p in "$KAFKA_BASE_PORT" "$KAFKA_BASE_CONTROLLER_PORT" "$PG_PORT"; do
+  if [[ ! $p =~ ^[1-9][0-9]{0,4}$ ]] || ((p + 2 * (KAFKA_NODES - 1) > 65535)); then die "invalid port '$p'"; fi
 done
-[[ $KAFKA_PORT != "$KAFKA_CONTROLLER_PORT" && $KAFKA_PORT != "$PG_PORT" && $KAFKA_CONTROLLER_PORT != "$PG_PORT" ]] ||
-  die "KAFKA_PORT, KAFKA_CONTROLLER_PORT and PG_PORT must differ"
+# Every broker's port and controller port, and PostgreSQL's: all different.
+all_ports=("$PG_PORT")
+for ((n = 0; n < KAFKA_NODES; n++)); do
+  all_ports+=("$((KAFKA_BASE_PORT + 2 * n))" "$((KAFKA_BASE_CONTROLLER_PORT + 2 * n))")
+done
+[[ $(printf '%s\n' "${all_ports[@]}" | sort -u | wc -l) -eq ${#all_ports[@]} ]] ||
+  die "KAFKA_PORT, KAFKA_CONTROLLER_PORT and PG_PORT must differ (ports in use by this profile: ${all_ports[*]})"
 
 SHARED_KAFKA_DIR=$REPO_ROOT/.local/kafka
 KAFKA_LIB=$SHARED_KAFKA_DIR/lib
 KAFKA_POM=$REPO_ROOT/deploy/kafka/pom.xml
 KAFKA_LOG4J2=$REPO_ROOT/deploy/kafka/log4j2.yaml
-KAFKA_DIR=$STATE_DIR/kafka
-KAFKA_DATA=$KAFKA_DIR/data
-KAFKA_PROPS=$KAFKA_DIR/server.properties
-KAFKA_CLUSTER_ID_FILE=$KAFKA_DIR/cluster.id
-KAFKA_LOG4J1=$KAFKA_DIR/log4j.properties # only for a 3.x fallback
 PG_LINK=$STATE_DIR/postgres
 LOG_DIR=$STATE_DIR/logs
 RUN_DIR=$STATE_DIR/run
-KAFKA_LOG=$LOG_DIR/kafka.log
 PG_LOG=$LOG_DIR/postgres.log
-KAFKA_PIDFILE=$RUN_DIR/kafka.pid
 PG_PIDFILE=$RUN_DIR/postgres.pid
 ENV_FILE=$STATE_DIR/stack.env
-KAFKA_BOOTSTRAP_ADDR=127.0.0.1:$KAFKA_PORT
 DATABASE_URL_VALUE=postgresql://$PG_ROLE@127.0.0.1:$PG_PORT/$PG_DB
+# One cluster id for every node of the profile.
+if ((KAFKA_NODES == 1)); then KAFKA_CLUSTER_ID_FILE=$STATE_DIR/kafka/cluster.id; else KAFKA_CLUSTER_ID_FILE=$STATE_DIR/kafka-cluster.id; fi
+KAFKA_VOTERS="" KAFKA_BOOTSTRAP_ADDR=""
+for ((n = 1; n <= KAFKA_NODES; n++)); do
+  KAFKA_VOTERS+="${KAFKA_VOTERS:+,}$n@127.0.0.1:$((KAFKA_BASE_CONTROLLER_PORT + 2 * (n - 1)))"
+  KAFKA_BOOTSTRAP_ADDR+="${KAFKA_BOOTSTRAP_ADDR:+,}127.0.0.1:$((KAFKA_BASE_PORT + 2 * (n - 1)))"
+done
+# Copies of every topic: one per broker, up to three; a write needs all but one of them.
+KAFKA_REPLICAS=$((KAFKA_NODES < 3 ? KAFKA_NODES : 3))
+KAFKA_MIN_ISR=$((KAFKA_REPLICAS > 1 ? KAFKA_REPLICAS - 1 : 1))
+
+# select_node N: the Kafka globals below name node N (1..KAFKA_NODES). One node keeps the
+# names it always had (kafka/, logs/kafka.log, run/kafka.pid); a cluster's are kafka-N.
+select_node() {
+  local n=$1 name=kafka
+  ((KAFKA_NODES == 1)) || name=kafka-$n
+  KAFKA_NODE=$n
+  KAFKA_NAME=$name
+  KAFKA_PORT=$((KAFKA_BASE_PORT + 2 * (n - 1)))
+  KAFKA_CONTROLLER_PORT=$((KAFKA_BASE_CONTROLLER_PORT + 2 * (n - 1)))
+  KAFKA_DIR=$STATE_DIR/$name
+  KAFKA_DATA=$KAFKA_DIR/data
+  KAFKA_PROPS=$KAFKA_DIR/server.properties
+  KAFKA_LOG4J1=$KAFKA_DIR/log4j.properties # only for a 3.x fallback
+  KAFKA_LOG=$LOG_DIR/$name.log
+  KAFKA_PIDFILE=$RUN_DIR/$name.pid
+}
+select_node 1
 
 rel() { printf '%s' "${1#"$REPO_ROOT"/}"; }
 
@@ -174,10 +208,10 @@ write_kafka_props() {
   cat >"$KAFKA_PROPS.tmp" <<EOF
 # Generated by deploy/scripts/stack.sh (profile $PROFILE, Kafka $KAFKA_VERSION)
 # at every start: edit the script, not this file.
-# Single-node KRaft, combined mode.
+# KRaft, combined mode: node $KAFKA_NODE of $KAFKA_NODES.
 process.roles=broker,controller
-node.id=1
-controller.quorum.voters=1@127.0.0.1:$KAFKA_CONTROLLER_PORT
+node.id=$KAFKA_NODE
+controller.quorum.voters=$KAFKA_VOTERS
 listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT
 advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT
 listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
@@ -188,15 +222,15 @@ log.dirs=$KAFKA_DATA
 # Topics: the applications create theirs with explicit partition counts.
 auto.create.topics.enable=false
 num.partitions=4
-default.replication.factor=1
-min.insync.replicas=1
+default.replication.factor=$KAFKA_REPLICAS
+min.insync.replicas=$KAFKA_MIN_ISR
 
-# Internal topics of a one-node cluster: one replica, one partition (the
+# Internal topics: one replica per broker (up to three), one partition (the
 # default 50 partitions make the first group join slow).
-offsets.topic.replication.factor=1
+offsets.topic.replication.factor=$KAFKA_REPLICAS
 offsets.topic.num.partitions=1
-transaction.state.log.replication.factor=1
-transaction.state.log.min.isr=1
+transaction.state.log.replication.factor=$KAFKA_REPLICAS
+transaction.state.log.min.isr=$KAFKA_MIN_ISR
 transaction.state.log.num.partitions=1
 group.initial.rebalance.delay.ms=0
 
@@ -213,8 +247,8 @@ EOF
     cat >>"$KAFKA_PROPS.tmp" <<EOF
 
 # Share groups (Kafka 4.x): their state topic, like the others.
-share.coordinator.state.topic.replication.factor=1
-share.coordinator.state.topic.min.isr=1
+share.coordinator.state.topic.replication.factor=$KAFKA_REPLICAS
+share.coordinator.state.topic.min.isr=$KAFKA_MIN_ISR
 share.coordinator.state.topic.num.partitions=1
 EOF
   fi
@@ -257,6 +291,7 @@ kafka_tool() {
 format_kafka_storage() {
   local id
   [[ -f $KAFKA_DATA/meta.properties ]] && return 0
+  mkdir -p "$(dirname -- "$KAFKA_CLUSTER_ID_FILE")"
   if [[ -s $KAFKA_CLUSTER_ID_FILE ]]; then
     id=$(<"$KAFKA_CLUSTER_ID_FILE")
   else
@@ -310,12 +345,12 @@ wait_kafka_ready() {
   until kafka_ready; do
     if ! pid_alive "$pid"; then
       rm -f "$KAFKA_PIDFILE"
-      die_with_log "$KAFKA_LOG" "Kafka (pid $pid) exited during startup"
+      die_with_log "$KAFKA_LOG" "$KAFKA_NAME (pid $pid) exited during startup"
     fi
     if ((SECONDS >= deadline)); then
       kill -KILL "$pid" 2>/dev/null || true
       rm -f "$KAFKA_PIDFILE"
-      die_with_log "$KAFKA_LOG" "Kafka not ready after ${KAFKA_START_TIMEOUT}s (killed pid $pid)"
+      die_with_log "$KAFKA_LOG" "$KAFKA_NAME not ready after ${KAFKA_START_TIMEOUT}s (killed pid $pid)"
     fi
     sleep 0.3
   done
@@ -328,14 +363,18 @@ launch_kafka() {
   local -a heap opts
   java=$(java_bin) || die "java not found"
   if port_open "$KAFKA_PORT" || port_open "$KAFKA_CONTROLLER_PORT"; then
-    die "port $KAFKA_PORT or $KAFKA_CONTROLLER_PORT is already in use by another process; cannot start Kafka for profile $PROFILE (override with KAFKA_PORT / KAFKA_CONTROLLER_PORT)"
+    die "port $KAFKA_PORT or $KAFKA_CONTROLLER_PORT is already in use by another process; cannot start $KAFKA_NAME for profile $PROFILE (override with KAFKA_PORT / KAFKA_CONTROLLER_PORT)"
   fi
   mkdir -p "$LOG_DIR" "$RUN_DIR"
   if [[ -s $KAFKA_LOG ]]; then mv -f "$KAFKA_LOG" "$KAFKA_LOG.1"; fi
   : >"$KAFKA_LOG"
   write_kafka_props
   format_kafka_storage
-  read -r -a heap <<<"${KAFKA_HEAP_OPTS:--Xms256m -Xmx384m}"
+  if ((KAFKA_NODES == 1)); then
+    read -r -a heap <<<"${KAFKA_HEAP_OPTS:--Xms256m -Xmx384m}"
+  else
+    read -r -a heap <<<"${KAFKA_HEAP_OPTS:--Xms128m -Xmx256m}" # three of them on a small machine
+  fi
   opts=("${heap[@]}" -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:InitiatingHeapOccupancyPercent=35
     -XX:+ExplicitGCInvokesConcurrent -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true
     "$(kafka_log_opts)")
@@ -350,7 +389,7 @@ launch_kafka() {
     [[ -s $KAFKA_PIDFILE ]] && break
     sleep 0.05
   done
-  [[ -s $KAFKA_PIDFILE ]] || die_with_log "$KAFKA_LOG" "Kafka did not start (no pid file)"
+  [[ -s $KAFKA_PIDFILE ]] || die_with_log "$KAFKA_LOG" "$KAFKA_NAME did not start (no pid file)"
   KAFKA_NEW_PID=$(<"$KAFKA_PIDFILE")
 }
 
@@ -358,17 +397,34 @@ stop_kafka() {
   local pid
   if ! pid=$(kafka_pid); then
     rm -f "$KAFKA_PIDFILE"
-    say "kafka: not running"
+    say "$KAFKA_NAME: not running"
     return 0
   fi
   kill -TERM "$pid" 2>/dev/null || true
   if ! wait_pid_exit "$pid" "$KAFKA_STOP_TIMEOUT"; then
-    warn "Kafka (pid $pid) still running ${KAFKA_STOP_TIMEOUT}s after SIGTERM; sending SIGKILL"
+    warn "$KAFKA_NAME (pid $pid) still running ${KAFKA_STOP_TIMEOUT}s after SIGTERM; sending SIGKILL"
     kill -KILL "$pid" 2>/dev/null || true
-    wait_pid_exit "$pid" 10 || die "Kafka (pid $pid) survived SIGKILL"
+    wait_pid_exit "$pid" 10 || die "$KAFKA_NAME (pid $pid) survived SIGKILL"
   fi
   rm -f "$KAFKA_PIDFILE"
-  say "kafka: stopped (pid $pid)"
+  say "$KAFKA_NAME: stopped (pid $pid)"
+}
+
+# stop_kafka_nodes: every node. A cluster's nodes are all sent SIGTERM first, then awaited:
+# one by one, the last node's controlled shutdown waits for a quorum that has gone (it hung
+# past the 30 s stop timeout and had to be killed).
+stop_kafka_nodes() {
+  local n pid
+  if ((KAFKA_NODES > 1)); then
+    for ((n = 1; n <= KAFKA_NODES; n++)); do
+      select_node "$n"
+      if pid=$(kafka_pid); then kill -TERM "$pid" 2>/dev/null || true; fi
+    done
+  fi
+  for ((n = KAFKA_NODES; n >= 1; n--)); do
+    select_node "$n"
+    stop_kafka
+  done
 }
 
 # ============================================================== PostgreSQL
@@ -662,30 +718,39 @@ stop_postgres() {
 
 # ================================================================ commands
 
+env_lines() {
+  printf 'export KAFKA_BOOTSTRAP=%s\nexport DATABASE_URL=%s\n' "$KAFKA_BOOTSTRAP_ADDR" "$DATABASE_URL_VALUE"
+  if ((KAFKA_NODES > 1)); then
+    printf 'export TOPIC_REPLICATION=%s\nexport TOPIC_MIN_INSYNC_REPLICAS=%s\n' "$KAFKA_REPLICAS" "$KAFKA_MIN_ISR"
+  fi
+}
+
 write_env_file() {
-  cat >"$ENV_FILE.tmp" <<EOF
-# Written by deploy/scripts/stack.sh start --profile $PROFILE
-export KAFKA_BOOTSTRAP=$KAFKA_BOOTSTRAP_ADDR
-export DATABASE_URL=$DATABASE_URL_VALUE
-EOF
+  {
+    printf '# Written by deploy/scripts/stack.sh start --profile %s\n' "$PROFILE"
+    env_lines
+  } >"$ENV_FILE.tmp"
   mv -f "$ENV_FILE.tmp" "$ENV_FILE"
 }
 
 # If `start` fails, it stops again what this invocation started (what was
 # already running is left alone), so a failed start leaves nothing behind.
-ROLLBACK_KAFKA_PID=""
+ROLLBACK_KAFKA_PIDS=() # node:pid of each broker this start launched
 ROLLBACK_PG=0
 start_rollback() {
-  local rc=$? pid
+  local rc=$? pid entry
   trap - EXIT
   if ((rc != 0)); then
-    pid=$ROLLBACK_KAFKA_PID
-    if [[ -n $pid ]] && kafka_pid_is_ours "$pid"; then
-      kill -TERM "$pid" 2>/dev/null || true
-      wait_pid_exit "$pid" 15 || kill -KILL "$pid" 2>/dev/null || true
-      rm -f "$KAFKA_PIDFILE"
-      printf '%s: stopped the Kafka broker this start launched (pid %s)\n' "$STACK_PROG" "$pid" >&2
-    fi
+    for entry in "${ROLLBACK_KAFKA_PIDS[@]}"; do
+      select_node "${entry%%:*}"
+      pid=${entry#*:}
+      if kafka_pid_is_ours "$pid"; then
+        kill -TERM "$pid" 2>/dev/null || true
+        wait_pid_exit "$pid" 15 || kill -KILL "$pid" 2>/dev/null || true
+        rm -f "$KAFKA_PIDFILE"
+        printf '%s: stopped the Kafka broker this start launched (%s, pid %s)\n' "$STACK_PROG" "$KAFKA_NAME" "$pid" >&2
+      fi
+    done
     if ((ROLLBACK_PG)); then
       stop_postgres >&2 || true
     fi
@@ -694,28 +759,40 @@ start_rollback() {
 }
 
 cmd_start() {
-  local kpid kafka_started=0 t0=$SECONDS
+  local n kafka_started=0 t0=$SECONDS
+  local -a kpids=() launched=()
   take_lock
   mkdir -p "$STATE_DIR" "$LOG_DIR" "$RUN_DIR"
   trap start_rollback EXIT
 
-  # 1. Kafka: launched now, awaited after PostgreSQL is up.
-  if kpid=$(kafka_pid); then
-    :
-  else
-    ensure_kafka_jars
-    launch_kafka
-    kpid=$KAFKA_NEW_PID
-    ROLLBACK_KAFKA_PID=$kpid
-    kafka_started=1
-  fi
+  # 1. Kafka: every node not running is launched now, awaited after PostgreSQL is up
+  #    (a cluster's nodes together: none is ready before a majority of its quorum runs).
+  for ((n = 1; n <= KAFKA_NODES; n++)); do
+    select_node "$n"
+    if kpids[n]=$(kafka_pid); then
+      launched[n]=0
+    else
+      ensure_kafka_jars
+      launch_kafka
+      kpids[n]=$KAFKA_NEW_PID
+      launched[n]=1
+      ROLLBACK_KAFKA_PIDS+=("$n:$KAFKA_NEW_PID")
+      kafka_started=1
+    fi
+  done
   # 2. PostgreSQL.
   start_postgres
   # 1b. Kafka readiness.
-  wait_kafka_ready "$kpid"
-  ROLLBACK_KAFKA_PID=""
+  for ((n = 1; n <= KAFKA_NODES; n++)); do
+    select_node "$n"
+    wait_kafka_ready "${kpids[n]}"
+  done
+  ROLLBACK_KAFKA_PIDS=()
   ROLLBACK_PG=0
-  ((kafka_started)) || say "kafka: already running (pid $kpid)"
+  for ((n = 1; n <= KAFKA_NODES; n++)); do
+    select_node "$n"
+    ((launched[n])) || say "$KAFKA_NAME: already running (pid ${kpids[n]})"
+  done
 
   # 3. Environment and summary.
   if ((kafka_started || PG_STARTED)) || [[ ! -f $ENV_FILE ]]; then write_env_file; fi
@@ -724,31 +801,44 @@ cmd_start() {
   else
     say "stack '$PROFILE' already running:"
   fi
-  say "  KAFKA_BOOTSTRAP=$KAFKA_BOOTSTRAP_ADDR  (Kafka $KAFKA_VERSION, pid $kpid, log $(rel "$KAFKA_LOG"))"
+  if ((KAFKA_NODES == 1)); then
+    say "  KAFKA_BOOTSTRAP=$KAFKA_BOOTSTRAP_ADDR  (Kafka $KAFKA_VERSION, pid ${kpids[1]}, log $(rel "$KAFKA_LOG"))"
+  else
+    say "  KAFKA_BOOTSTRAP=$KAFKA_BOOTSTRAP_ADDR  (Kafka $KAFKA_VERSION, quorum $KAFKA_VOTERS)"
+    for ((n = 1; n <= KAFKA_NODES; n++)); do
+      select_node "$n"
+      say "    $KAFKA_NAME  127.0.0.1:$KAFKA_PORT  pid ${kpids[n]}  log $(rel "$KAFKA_LOG")"
+    done
+    say "  TOPIC_REPLICATION=$KAFKA_REPLICAS  TOPIC_MIN_INSYNC_REPLICAS=$KAFKA_MIN_ISR"
+  fi
   say "  DATABASE_URL=$DATABASE_URL_VALUE  (PostgreSQL $PG_VERSION_MAJOR, pid $PG_RUNNING_PID, log $(rel "$PG_LOG"))"
   say "  environment: $(rel "$ENV_FILE")  (eval \"\$($(rel "$SCRIPT_DIR")/$STACK_PROG env --profile $PROFILE)\")"
 }
 
 cmd_stop() {
   take_lock
-  stop_kafka
+  stop_kafka_nodes
   stop_postgres
 }
 
 cmd_status() {
-  local pid rc=0 home
+  local pid rc=0 home n label
   say "profile $PROFILE (state $(rel "$STATE_DIR"))"
-  if pid=$(kafka_pid); then
-    if kafka_ready; then
-      say "kafka     running  pid $pid  $KAFKA_BOOTSTRAP_ADDR"
+  for ((n = 1; n <= KAFKA_NODES; n++)); do
+    select_node "$n"
+    label=$(printf '%-9s' "$KAFKA_NAME")
+    if pid=$(kafka_pid); then
+      if kafka_ready; then
+        say "$label running  pid $pid  127.0.0.1:$KAFKA_PORT"
+      else
+        say "$label starting pid $pid  (not ready yet)"
+        rc=3
+      fi
     else
-      say "kafka     starting pid $pid  (not ready yet)"
+      say "$label stopped"
       rc=3
     fi
-  else
-    say "kafka     stopped"
-    rc=3
-  fi
+  done
   if pid=$(pg_pid); then
     home=$(pg_home_existing)
     if [[ -n $home ]] && "$(pg_bindir "$home/data")/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT" -U "$PG_ROLE" -d postgres -t 2 >/dev/null 2>&1; then
@@ -768,12 +858,12 @@ cmd_env() {
   if [[ -f $ENV_FILE ]]; then
     grep '^export ' "$ENV_FILE"
   else
-    printf 'export KAFKA_BOOTSTRAP=%s\nexport DATABASE_URL=%s\n' "$KAFKA_BOOTSTRAP_ADDR" "$DATABASE_URL_VALUE"
+    env_lines
   fi
 }
 
 cmd_reset() {
-  local home
+  local home n
   cmd_stop
   if [[ -L $PG_LINK ]]; then
     home=$(readlink -- "$PG_LINK")
@@ -785,9 +875,12 @@ cmd_reset() {
   else
     rm -rf -- "$PG_LINK"
   fi
-  rm -rf -- "$KAFKA_DATA"
-  rm -f -- "$KAFKA_PROPS" "$KAFKA_CLUSTER_ID_FILE" "$KAFKA_LOG4J1" "$ENV_FILE" \
-    "$KAFKA_LOG" "$KAFKA_LOG.1" "$PG_LOG" "$PG_LOG.1" "$KAFKA_PIDFILE" "$PG_PIDFILE"
+  for ((n = 1; n <= KAFKA_NODES; n++)); do
+    select_node "$n"
+    rm -rf -- "$KAFKA_DATA"
+    rm -f -- "$KAFKA_PROPS" "$KAFKA_LOG4J1" "$KAFKA_LOG" "$KAFKA_LOG.1" "$KAFKA_PIDFILE"
+  done
+  rm -f -- "$KAFKA_CLUSTER_ID_FILE" "$ENV_FILE" "$PG_LOG" "$PG_LOG.1" "$PG_PIDFILE"
   say "profile $PROFILE reset: data deleted (broker jars kept in $(rel "$KAFKA_LIB"))"
 }
 

@@ -22,7 +22,8 @@ def create_app(service: str, settings: Settings, web_port: int | None = None, pr
         broker=f"kafka://{settings.kafka_bootstrap}",
         store="memory://",
         topic_partitions=settings.topic_partitions,
-        topic_replication_factor=1,
+        # Only for a topic Faust would create itself: services.topology creates them all first.
+        topic_replication_factor=settings.topic_replication,
         # One worker per service locally; a standby needs a second worker to live on.
         table_standby_replicas=0,
         web_host=settings.faust_web_host,

@@ -13,10 +13,14 @@ import asyncpg
 import httpx
 import pytest
 
-from harness import REPO, SERVICES, Platform, remember_secret, test_environment
+from harness import REPO, SERVICES, TEST_STATE, Platform, remember_secret, test_environment
 from shared.auth import Role
 from shared.db.migrate import migrate
 from shared.db.tokens import create_token
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "cluster: needs the three-broker cluster of make test-cluster (skipped in make test)")
 
 
 def pytest_collection_modifyitems(items):
@@ -32,7 +36,7 @@ def _interrupt(signum, frame):
 @pytest.fixture(scope="session")
 def platform() -> Platform:
     env = test_environment()
-    logs = REPO / ".local" / "test" / "logs"
+    logs = TEST_STATE / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     Path(env["DATA_DIR"]).mkdir(parents=True, exist_ok=True)
     (logs.parent / "run").mkdir(parents=True, exist_ok=True)

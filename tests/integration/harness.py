@@ -25,6 +25,10 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 REPO = Path(__file__).resolve().parents[2]
 SERVICES = ("ingestion", "recorder", "triage", "escalation", "notification", "metrics", "web")
 TEST_CONFIG = Path(__file__).with_name("organisation.yaml")
+# The stack the suite runs on: make test's one broker (profile test, state .local/test), or
+# make test-cluster's three (deploy/scripts/test-cluster.sh sets both).
+TEST_PROFILE = os.environ.get("INCIDENT_TEST_PROFILE", "test")
+TEST_STATE = Path(os.environ.get("INCIDENT_TEST_STATE") or REPO / ".local" / "test")
 # Every token and integration key this run made: none may appear in a service's log
 # (tests/integration/test_zz_secrets_never_logged.py reads the logs at the end of the run).
 CREATED_SECRETS: list[str] = []
@@ -310,14 +314,14 @@ class Platform:
 
 
 def test_environment(state: Path | None = None) -> dict[str, str]:
-    """The services' environment; ``state`` (default .local/test) holds their data and organisation file."""
+    """The services' environment; ``state`` (default TEST_STATE, .local/test) holds their data and organisation file."""
     missing = [name for name in ("KAFKA_BOOTSTRAP", "DATABASE_URL") if not os.environ.get(name)]
     if missing:
         raise RuntimeError(
             f"{', '.join(missing)} not set: integration tests run through `make test`, "
             "which starts their own broker and database"
         )
-    state = state or REPO / ".local" / "test"
+    state = state or TEST_STATE
     offset = int(os.environ.get("TEST_PORT_OFFSET", "0"))
     webhook_port = 18580 + offset
     # The organisation names the tests' loopback webhook receiver, whose port follows the offset.

@@ -2,7 +2,8 @@
 
 ``make test`` (deploy/scripts/test.sh) started both with ``stack.sh start --profile test``
 and exported their ports; starting again runs the same command, which starts only the
-part that is not running. Fault tests use this; nothing else should.
+part that is not running. ``make test-cluster`` does the same with ``--profile cluster``
+(three brokers, kafka-1..3). Fault tests use this; nothing else should.
 """
 from __future__ import annotations
 
@@ -11,9 +12,9 @@ import signal
 import subprocess
 import time
 
-from harness import REPO, wait_until
+from harness import REPO, TEST_PROFILE, TEST_STATE, wait_until
 
-RUN_DIR = REPO / ".local" / "test" / "run"
+RUN_DIR = TEST_STATE / "run"
 
 
 def _pid(name: str) -> int:
@@ -41,6 +42,11 @@ def stop_broker(timeout: float = 60.0) -> float:
     return _stop("kafka", signal.SIGTERM, timeout)
 
 
+def stop_cluster_broker(node: int, timeout: float = 60.0) -> float:
+    """SIGTERM broker ``node`` (1..3) of the cluster profile and wait until it has exited."""
+    return _stop(f"kafka-{node}", signal.SIGTERM, timeout)
+
+
 def stop_postgres(timeout: float = 60.0) -> float:
     """SIGINT the postmaster: PostgreSQL's fast shutdown (clients are disconnected)."""
     return _stop("postgres", signal.SIGINT, timeout)
@@ -48,6 +54,6 @@ def stop_postgres(timeout: float = 60.0) -> float:
 
 def start_stack(timeout: float = 180.0) -> float:
     """Start whatever of the test stack is not running and wait until it is ready."""
-    subprocess.run(["bash", str(REPO / "deploy" / "scripts" / "stack.sh"), "start", "--profile", "test"],
+    subprocess.run(["bash", str(REPO / "deploy" / "scripts" / "stack.sh"), "start", "--profile", TEST_PROFILE],
                    cwd=REPO, check=True, timeout=timeout, capture_output=True)
     return time.monotonic()

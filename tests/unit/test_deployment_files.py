@@ -1,6 +1,7 @@
 """docker-compose.yml and the README stay true to the code (Docker itself cannot run here)."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import yaml
@@ -14,6 +15,21 @@ APP_SERVICES = ("ingestion", "recorder", "triage", "escalation", "notification",
 
 def _compose() -> dict:
     return yaml.safe_load((REPO / "docker-compose.yml").read_text())
+
+
+def _resolved(env: dict, values: dict[str, str] | None = None) -> dict[str, str]:
+    """An environment block as compose resolves ${VAR:-default} with ``values`` set (none: defaults)."""
+    values = values or {}
+
+    def one(value) -> str:
+        return re.sub(r"\$\{(\w+):-([^}]*)\}", lambda m: values.get(m[1], m[2]), str(value))
+
+    return {name: one(value) for name, value in env.items()}
+
+
+def _env_file(path: Path) -> dict[str, str]:
+    lines = [line for line in path.read_text().splitlines() if line.strip() and not line.startswith("#")]
+    return dict(line.split("=", 1) for line in lines)
 
 
 def test_compose_runs_every_service_from_the_one_image():
@@ -33,8 +49,9 @@ def test_compose_passes_the_environment_contract():
     services = _compose()["services"]
     known = {name.upper() for name in Settings.model_fields}
     for name in APP_SERVICES:
-        env = services[name]["environment"]
+        env = _resolved(services[name]["environment"])
         assert env["KAFKA_BOOTSTRAP"] == "kafka:9092"
+        assert env["TOPIC_REPLICATION"] == env["TOPIC_MIN_INSYNC_REPLICAS"] == "1"
         assert env["DATABASE_URL"].startswith("postgresql://") and "@postgres:5432/" in env["DATABASE_URL"]
         assert set(env) <= known, f"{name} sets variables the services do not read: {set(env) - known}"
     assert services["ingestion"]["environment"]["INGESTION_PORT"] == "8080"
@@ -43,6 +60,28 @@ def test_compose_passes_the_environment_contract():
     web = services["web"]["environment"]
     assert web["WEB_PORT"] == "8090" and web["INCIDENT_API_URL"] == "http://ingestion:8080"
     assert web["METRICS_URL"] == "http://metrics:9108/metrics"
+
+
+def test_compose_cluster_profile_is_three_brokers_with_replication():
+    services = _compose()["services"]
+    cluster = _env_file(REPO / "deploy" / "compose" / "cluster.env")
+    assert cluster["COMPOSE_PROFILES"] == "cluster"
+    nodes = {name: _resolved(services[name]["environment"], cluster) for name in ("kafka", "kafka-2", "kafka-3")}
+    assert "profiles" not in services["kafka"]  # plain `docker compose up`: one broker, as before
+    assert services["kafka-2"]["profiles"] == services["kafka-3"]["profiles"] == ["cluster"]
+    assert _resolved(services["kafka"]["environment"])["KAFKA_CONTROLLER_QUORUM_VOTERS"] == "1@kafka:9093"
+    for n, (name, env) in enumerate(nodes.items(), start=1):
+        assert services[name]["image"].startswith("apache/kafka:")
+        assert env["KAFKA_NODE_ID"] == str(n) and env["KAFKA_ADVERTISED_LISTENERS"] == f"PLAINTEXT://{name}:9092"
+        assert env["KAFKA_CONTROLLER_QUORUM_VOTERS"] == "1@kafka:9093,2@kafka-2:9093,3@kafka-3:9093"
+        assert env["KAFKA_DEFAULT_REPLICATION_FACTOR"] == env["KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR"] == "3"
+        assert env["KAFKA_MIN_INSYNC_REPLICAS"] == env["KAFKA_TRANSACTION_STATE_LOG_MIN_ISR"] == "2"
+    assert len({env["CLUSTER_ID"] for env in nodes.values()}) == 1
+    assert len({str(services[name]["volumes"]) for name in nodes}) == 3  # a data volume each
+    for name in APP_SERVICES:
+        env = _resolved(services[name]["environment"], cluster)
+        assert env["KAFKA_BOOTSTRAP"] == "kafka:9092,kafka-2:9092,kafka-3:9092"
+        assert (env["TOPIC_REPLICATION"], env["TOPIC_MIN_INSYNC_REPLICAS"]) == ("3", "2")
 
 
 def test_make_up_starts_the_web_console():

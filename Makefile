@@ -2,13 +2,15 @@
 SHELL := /bin/bash
 PY := .local/venv/bin/python
 
-.PHONY: help setup run up down status test test-openapi-volume unit demo bench soak clean topics screenshots
+.PHONY: help setup run up down status test test-workers test-openapi-volume unit demo bench soak clean topics screenshots
 
 help:
 	@echo "make run     start everything in the foreground (Ctrl-C stops it)"
 	@echo "make up      start the local stack and the five services in the background"
 	@echo "make down    stop what make up started (data kept in .local/)"
 	@echo "make test    the whole suite against a real broker and database of its own"
+	@echo "make test-workers  one and two workers per service: the same storm, and a triage worker killed mid-storm (minutes)"
+	@echo "             (make up WORKERS=2 / make run WORKERS=2: two workers of each shared service)"
 	@echo "make demo    drive one incident through its life on the running stack"
 	@echo "make bench   the benchmark beside Alertmanager (prints a table, writes .local/bench/results.json; BENCH_ARGS=...)"
 	@echo "make test-openapi-volume  schemathesis at full volume: 2,000 requests per intake operation, 500 per other (long)"
@@ -35,6 +37,9 @@ status:
 
 test:
 	@bash deploy/scripts/test.sh
+
+test-workers:
+	@bash deploy/scripts/test-workers.sh
 
 unit: setup
 	@$(PY) -m pytest tests/unit -q

@@ -51,7 +51,8 @@ def lines(groups: list[tuple], keyed: int, prefix: str) -> list[str]:
             continue
         for member in sorted(members, key=lambda m: m[1]):
             client_id, assignment = member[1], member[4]
-            name = client_id[len(prefix) + 1:] if client_id.startswith(prefix + "-") else client_id
+            # A worker's own client id names it; the only worker of a service keeps the default one.
+            name = client_id[len(prefix) + 1:] if client_id.startswith(prefix + "-") else group_id[len(prefix) + 1:]
             partitions, topics, others = owned(assignment, keyed)
             extra = f" and {', '.join(others)}" if others else ""
             out.append(f"    {name:<16} partitions {partitions or 'none'} of {topics} topics{extra} ({state})")

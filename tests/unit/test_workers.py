@@ -81,6 +81,9 @@ def test_group_status_names_each_worker_and_its_partitions():
     assert "of 2 topics and incident-triage-__assignor-__leader" in out[0]
     assert "triage-2" in out[1] and "[2, 3] of 2 topics (Stable)" in out[1]
     assert owned(b"", 4) == ([], 0, [])
+    single = lines([(0, "incident-metrics", "Stable", "consumer", "faust", [
+        ("m", "faust-0.15.3", "/127.0.0.1", b"", _assignment({"alerts.intake": [0, 1, 2, 3]}))])], 4, "incident")
+    assert single[0].split()[:2] == ["metrics", "partitions"] and "[0, 1, 2, 3] of 1 topics" in single[0]
     assert "no members" in lines([(0, "incident-metrics", "Empty", "", "", [])], 4, "incident")[0]
 
 

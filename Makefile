@@ -9,7 +9,7 @@ $(error CLUSTER=$(CLUSTER): only CLUSTER=3, a three-broker cluster, is supported
 endif
 STACK_PROFILE := $(if $(CLUSTER),cluster,local)
 
-.PHONY: help setup run up down status test test-cluster test-openapi-volume unit demo bench soak clean topics screenshots
+.PHONY: help setup run up down status test test-cluster test-workers test-openapi-volume unit demo bench soak clean topics screenshots
 
 help:
 	@echo "make run     start everything in the foreground (Ctrl-C stops it)"
@@ -17,6 +17,8 @@ help:
 	@echo "make down    stop what make up started (data kept in .local/)"
 	@echo "make test    the whole suite against a real broker and database of its own"
 	@echo "make test-cluster  the three-broker tests: a broker stopped mid-storm (a stack of its own, minutes)"
+	@echo "make test-workers  one and two workers per service: the same storm, and a triage worker killed mid-storm (minutes)"
+	@echo "             (make up WORKERS=2 / make run WORKERS=2: two workers of each shared service)"
 	@echo "make demo    drive one incident through its life on the running stack"
 	@echo "make bench   the benchmark beside Alertmanager (prints a table, writes .local/bench/results.json; BENCH_ARGS=...)"
 	@echo "make test-openapi-volume  schemathesis at full volume: 2,000 requests per intake operation, 500 per other (long)"
@@ -46,6 +48,9 @@ test:
 
 test-cluster:
 	@bash deploy/scripts/test-cluster.sh
+
+test-workers:
+	@bash deploy/scripts/test-workers.sh
 
 unit: setup
 	@$(PY) -m pytest tests/unit -q

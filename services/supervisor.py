@@ -1,6 +1,6 @@
 """Keep one service running: restart it when it crashes or exits unhealthy.
 
-    python -m services.supervisor SERVICE [--child-pidfile PATH]
+    python -m services.supervisor SERVICE [--worker K] [--child-pidfile PATH]
 
 make up, make run and the test harness start every service through this, so a stall
 that the service's liveness watchdog turns into an exit (shared/kafka/liveness.py),
@@ -9,17 +9,21 @@ do. Not restarted: a clean exit (0), and a configuration error (78), which names
 the field and would only fail again. SIGTERM or SIGINT stops the service (SIGTERM,
 then SIGKILL after a grace period) and then the supervisor. The child dies with the
 supervisor even if the supervisor is killed outright (PR_SET_PDEATHSIG).
+With ``--worker K`` (WORKERS>1) the child is worker K of its service: its ports and data
+directory are its own (services/workers.py).
 """
 from __future__ import annotations
 
 import argparse
 import ctypes
+import os
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+from services.workers import worker_env
 from shared.kafka.liveness import CONFIG_ERROR
 
 GRACE_SECONDS = 12.0
@@ -48,14 +52,16 @@ def next_backoff(current: float, lived: float) -> float:
 
 
 class Supervisor:
-    def __init__(self, service: str, child_pidfile: Path | None) -> None:
+    def __init__(self, service: str, child_pidfile: Path | None, worker: int = 0) -> None:
         self.service = service
+        self.name = service if worker == 0 else f"{service}-{worker}"
+        self.child_env = {**os.environ, **worker_env(service, worker, os.environ)} if worker else None
         self.child_pidfile = child_pidfile
         self.child: subprocess.Popen | None = None
         self.stopping = False
 
     def say(self, text: str) -> None:
-        print(f"{time.strftime('%Y-%m-%d %H:%M:%S')} supervisor {self.service}: {text}", flush=True)
+        print(f"{time.strftime('%Y-%m-%d %H:%M:%S')} supervisor {self.name}: {text}", flush=True)
 
     def on_signal(self, signum, _frame) -> None:
         self.stopping = True
@@ -63,7 +69,8 @@ class Supervisor:
             self.child.send_signal(signal.SIGTERM)
 
     def start_child(self) -> None:
-        self.child = subprocess.Popen([sys.executable, "-m", f"services.{self.service}"], preexec_fn=_die_with_parent)
+        self.child = subprocess.Popen([sys.executable, "-m", f"services.{self.service}"], env=self.child_env,
+                                      preexec_fn=_die_with_parent)
         if self.child_pidfile is not None:
             self.child_pidfile.write_text(f"{self.child.pid}\n")
 
@@ -107,9 +114,10 @@ class Supervisor:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("service", choices=["ingestion", "recorder", "triage", "escalation", "notification", "metrics", "web"])
+    parser.add_argument("--worker", type=int, default=0, help="which worker of the service (WORKERS>1); 0: the only one")
     parser.add_argument("--child-pidfile", type=Path)
     args = parser.parse_args()
-    sys.exit(Supervisor(args.service, args.child_pidfile).run())
+    sys.exit(Supervisor(args.service, args.child_pidfile, args.worker).run())
 
 
 if __name__ == "__main__":

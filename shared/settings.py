@@ -36,6 +36,9 @@ class Settings(BaseSettings):
     topic_replication: int = Field(default=1, ge=1, le=16)
     topic_min_insync_replicas: int = Field(default=1, ge=1, le=16)
     data_dir: Path = REPO_ROOT / ".local" / "data"
+    # Which worker of its service this process is, when WORKERS>1 runs several (services/workers.py
+    # sets it with the worker's shifted ports); 0: the only one. Names its data dir and Kafka client id.
+    worker: int = Field(default=0, ge=0, le=64)
     app_prefix: str = Field(default="incident", pattern=r"^[a-z][a-z0-9-]*$")
     # How often the escalation service looks for due deadlines.
     tick_seconds: float = Field(default=1.0, gt=0, le=60)

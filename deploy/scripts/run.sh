@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # make run: the whole local stack and the seven services (with the recorder and the web console) in the foreground.
+# WORKERS=N (make run WORKERS=2) runs N workers of each shared service (services/workers.py).
 # Ctrl-C stops everything this started (services, then broker and database).
 set -Eeuo pipefail
 REPO_ROOT=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/../.." && pwd -P)
@@ -26,7 +27,12 @@ bash deploy/scripts/services.sh start --profile "$profile"
 echo
 echo "Running in the foreground; Ctrl-C stops everything. Service logs follow."
 echo
-tail -n 0 -F .local/logs/ingestion.log .local/logs/recorder.log .local/logs/triage.log .local/logs/escalation.log \
-  .local/logs/notification.log .local/logs/metrics.log .local/logs/web.log &
+logs=(.local/logs/ingestion.log .local/logs/recorder.log .local/logs/triage.log .local/logs/escalation.log
+  .local/logs/notification.log .local/logs/metrics.log .local/logs/web.log)
+if ((${WORKERS:-1} > 1)); then
+  # One log per worker (triage-1.log, triage-2.log ...): services/workers.py names them.
+  mapfile -t logs < <(.local/venv/bin/python -m services.workers names "$WORKERS" | sed 's|.*|.local/logs/&.log|')
+fi
+tail -n 0 -F "${logs[@]}" &
 tail_pid=$!
 wait "$tail_pid"

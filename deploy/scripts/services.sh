@@ -4,18 +4,19 @@
 # which restarts it when it crashes or its liveness watchdog finds it stalled.
 # Stops exactly what it started, by PID.
 #
-# Usage: deploy/scripts/services.sh <start|stop|status|urls> [--profile local|cluster]
+# Usage: [WORKERS=N] deploy/scripts/services.sh <start|stop|status|urls> [--profile local|cluster]
 # (--profile cluster: on the three-broker stack of `stack.sh --profile cluster`, make up CLUSTER=3;
 # the services, their ports, logs and PIDs are the same either way, one platform at a time).
-# Logs: .local/logs/<service>.log   PIDs: .local/run/<service>.pid (the supervisor),
-# .local/run/<service>.child.pid (the service process itself)
+# Logs: .local/logs/<name>.log   PIDs: .local/run/<name>.pid (the supervisor),
+# .local/run/<name>.child.pid (the service process itself). The name is the service's
+# (triage), or with WORKERS=N>1 the worker's (triage-1 .. triage-N): see services/workers.py.
 set -Eeuo pipefail
 REPO_ROOT=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/../.." && pwd -P)
 STATE_DIR=$REPO_ROOT/.local
 PY=$STATE_DIR/venv/bin/python
-SERVICES=(ingestion recorder triage escalation notification metrics web)
 READY_TIMEOUT=${READY_TIMEOUT:-120}
 PROFILE=local
+WORKERS_FILE=$STATE_DIR/run/workers
 
 COMMAND=${1:-}
 shift || true
@@ -32,6 +33,29 @@ done
 
 mkdir -p "$STATE_DIR/logs" "$STATE_DIR/run"
 if [[ $PROFILE == cluster ]]; then STACK_ENV=$STATE_DIR/cluster/stack.env; else STACK_ENV=$STATE_DIR/stack.env; fi
+# The number of workers per shared service: WORKERS at start; afterwards what the last start used.
+if [[ $COMMAND == start ]]; then
+  WORKERS=${WORKERS:-1}
+else
+  WORKERS=$(cat "$WORKERS_FILE" 2>/dev/null || echo "${WORKERS:-1}")
+fi
+[[ $WORKERS =~ ^[1-9][0-9]*$ ]] || { echo "services.sh: WORKERS must be a whole number from 1 (got '$WORKERS')" >&2; exit 2; }
+SERVICES=(ingestion recorder triage escalation notification metrics web)
+if ((WORKERS > 1)); then
+  mapfile -t SERVICES < <(cd "$REPO_ROOT" && "$PY" -m services.workers names "$WORKERS")
+fi
+WORKER_PORT_STEP=${WORKER_PORT_STEP:-1000}
+
+# service_of NAME / worker_of NAME: triage-2 -> triage / 2; triage -> triage / 0.
+service_of() { if [[ $1 =~ ^(.+)-([0-9]+)$ ]]; then printf '%s' "${BASH_REMATCH[1]}"; else printf '%s' "$1"; fi; }
+worker_of() { if [[ $1 =~ ^(.+)-([0-9]+)$ ]]; then printf '%s' "${BASH_REMATCH[2]}"; else printf 0; fi; }
+# shift_of NAME: what worker k adds to each of its service's ports (worker 1 keeps them).
+shift_of() { local k; k=$(worker_of "$1"); ((k >= 2)) && printf '%s' $(((k - 1) * WORKER_PORT_STEP)) || printf 0; }
+supervisor_args() {
+  local k
+  k=$(worker_of "$1")
+  if ((k > 0)); then printf -- '-m services.supervisor %s --worker %s ' "$(service_of "$1")" "$k"; else printf -- '-m services.supervisor %s ' "$1"; fi
+}
 pidfile() { printf '%s/run/%s.pid' "$STATE_DIR" "$1"; }
 
 running_pid() {
@@ -41,7 +65,7 @@ running_pid() {
   [[ -f $file ]] || return 1
   pid=$(<"$file")
   [[ $pid =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null || return 1
-  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q -- "-m services.supervisor $1 " || return 1
+  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q -- "$(supervisor_args "$1")" || return 1
   grep -q "^State:.*Z" "/proc/$pid/status" 2>/dev/null && return 1
   printf '%s' "$pid"
 }
@@ -57,10 +81,12 @@ load_env() {
 
 readyz_url() {
   # Each service's end-to-end readiness: a probe through its own producer and consumer.
-  local base=${FAUST_WEB_PORT_BASE:-6066}
-  case $1 in
-    ingestion) echo "http://127.0.0.1:$INGESTION_PORT/readyz" ;;
-    recorder) echo "http://127.0.0.1:$RECORDER_PORT/readyz" ;;
+  local shift base
+  shift=$(shift_of "$1")
+  base=$((${FAUST_WEB_PORT_BASE:-6066} + shift))
+  case $(service_of "$1") in
+    ingestion) echo "http://127.0.0.1:$((INGESTION_PORT + shift))/readyz" ;;
+    recorder) echo "http://127.0.0.1:$((RECORDER_PORT + shift))/readyz" ;;
     triage) echo "http://127.0.0.1:$base/readyz" ;;
     escalation) echo "http://127.0.0.1:$((base + 1))/readyz" ;;
     notification) echo "http://127.0.0.1:$((base + 2))/readyz" ;;
@@ -78,7 +104,9 @@ start_one() {
     return 0
   fi
   : >"$STATE_DIR/logs/$name.log"
-  (cd "$REPO_ROOT" && exec setsid "$PY" -m services.supervisor "$name" \
+  local worker_args=()
+  (($(worker_of "$name") > 0)) && worker_args=(--worker "$(worker_of "$name")")
+  (cd "$REPO_ROOT" && exec setsid "$PY" -m services.supervisor "$(service_of "$name")" "${worker_args[@]}" \
     --child-pidfile "$STATE_DIR/run/$name.child.pid" >>"$STATE_DIR/logs/$name.log" 2>&1) &
   echo $! >"$(pidfile "$name")"
 }
@@ -163,6 +191,7 @@ cmd_start() {
   "$PY" -m services.cli.credentials >/dev/null
   # Every topic, Faust's internal ones included, exists with a leader before any service starts.
   (cd "$REPO_ROOT" && "$PY" -m services.topology)
+  echo "$WORKERS" >"$WORKERS_FILE"
   for name in "${SERVICES[@]}"; do start_one "$name"; done
   start_prometheus
   wait_ready
@@ -180,6 +209,13 @@ print_urls() {
   PostgreSQL        $DATABASE_URL
   credentials       $STATE_DIR/credentials.env   (source it: . .local/credentials.env)
 EOT
+  if ((WORKERS > 1)); then
+    local k
+    for ((k = 2; k <= WORKERS; k++)); do
+      echo "  worker $k          API http://127.0.0.1:$((INGESTION_PORT + (k - 1) * WORKER_PORT_STEP)), recorder :$((RECORDER_PORT + (k - 1) * WORKER_PORT_STEP)), Faust web from :$((${FAUST_WEB_PORT_BASE:-6066} + (k - 1) * WORKER_PORT_STEP))"
+    done
+    echo "  one worker only   metrics (its gauges come from its whole table) and the web console"
+  fi
   if prometheus_pid >/dev/null; then
     echo "  Prometheus        http://127.0.0.1:$PROMETHEUS_PORT   (scrapes every service; alert rules loaded)"
   fi
@@ -192,6 +228,7 @@ cmd_stop() {
   local i
   stop_prometheus
   for ((i = ${#SERVICES[@]} - 1; i >= 0; i--)); do stop_one "${SERVICES[i]}"; done
+  rm -f "$WORKERS_FILE"
 }
 
 cmd_status() {
@@ -207,6 +244,11 @@ cmd_status() {
       rc=3
     fi
   done
+  # Which worker owns which partitions (each consumer group's description from the broker).
+  if ((WORKERS > 1)); then
+    echo "  partitions owned (consumer groups on $KAFKA_BOOTSTRAP):"
+    (cd "$REPO_ROOT" && "$PY" -m services.group_status) || rc=4
+  fi
   return $rc
 }
 

@@ -66,7 +66,7 @@ async def serve(settings: Settings) -> None:
         await migrate(conn)
     producer = JsonProducer(settings.kafka_bootstrap, client_id=f"{settings.app_prefix}-recorder")
     await producer.start()
-    consumer = consumer_for(settings.kafka_bootstrap, f"{settings.app_prefix}-recorder")
+    consumer = consumer_for(settings.kafka_bootstrap, f"{settings.app_prefix}-recorder", settings.worker)
     await consumer.start()
     loop = RecorderLoop(consumer, BatchWriter(pool, settings.alert_refs_per_incident), producer, Probes(SERVICE))
     server = uvicorn.Server(uvicorn.Config(

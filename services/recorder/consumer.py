@@ -47,13 +47,13 @@ def without_nul(raw: bytes) -> bytes:
     return raw.replace(b"\\u0000", b"\\ufffd") if b"\\u0000" in raw else raw
 
 
-def consumer_for(bootstrap: str, group: str) -> AIOKafkaConsumer:
+def consumer_for(bootstrap: str, group: str, worker: int = 0) -> AIOKafkaConsumer:
     return AIOKafkaConsumer(
         *_PARSERS,
         cat.HEALTH_PROBES.name,
         bootstrap_servers=bootstrap,
         group_id=group,
-        client_id=f"{group}-consumer",
+        client_id=f"{group}-consumer" if worker == 0 else f"{group}-{worker}",
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         max_poll_records=BATCH_RECORDS,

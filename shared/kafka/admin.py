@@ -73,6 +73,18 @@ def mismatches(expected: dict[str, int], described: list[dict]) -> list[str]:
     return problems
 
 
+def check_partitions(expected: dict[str, int], described: list[dict], configured: int) -> None:
+    """Raise TopologyError naming TOPIC_PARTITIONS, its value and each differing topic's count."""
+    problems = mismatches(expected, described)
+    if problems:
+        raise TopologyError(
+            f"TOPIC_PARTITIONS does not match the existing topics (TOPIC_PARTITIONS={configured}): "
+            + "; ".join(problems)
+            + " (use the partition count the topics were created with, or move to a new cluster:"
+            " see the README, 'Growing past one machine')"
+        )
+
+
 def settled(expected: dict[str, int], described: list[dict]) -> list[str]:
     """What is not ready yet: topics missing from the metadata, or partitions without a leader."""
     seen = {topic["topic"]: topic for topic in described}
@@ -127,13 +139,7 @@ async def ensure_topics(bootstrap: str, specs: list[TopicSpec], default_partitio
                     pass  # another process created them first
             while loop.time() < deadline:
                 described = await admin.describe_topics(list(expected))
-                problems = mismatches(expected, described)
-                if problems:
-                    raise TopologyError(
-                        "TOPIC_PARTITIONS does not match the existing topics: " + "; ".join(problems)
-                        + " (use the partition count the topics were created with, or move to a new cluster:"
-                        " see the README, 'Growing past one machine')"
-                    )
+                check_partitions(expected, described, default_partitions)
                 problems = replication_mismatches(replication, described)
                 if problems:
                     more = f"; and {len(problems) - 3} more" if len(problems) > 3 else ""

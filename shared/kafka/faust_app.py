@@ -15,10 +15,15 @@ SERVICE_INDEX = {"triage": 0, "escalation": 1, "notification": 2, "metrics": 3}
 
 
 def create_app(service: str, settings: Settings, web_port: int | None = None, process_metrics: bool = True) -> faust.App:
-    datadir = (settings.data_dir / service).resolve()
+    name = service if settings.worker == 0 else f"{service}-{settings.worker}"
+    datadir = (settings.data_dir / name).resolve()
     datadir.mkdir(parents=True, exist_ok=True)
+    # Several workers of one service share its app id (one consumer group); the client id tells
+    # them apart in the group's description (make status).
+    worker_conf = {} if settings.worker == 0 else {"broker_client_id": f"{settings.app_prefix}-{name}"}
     app = faust.App(
         f"{settings.app_prefix}-{service}",
+        **worker_conf,
         broker=f"kafka://{settings.kafka_bootstrap}",
         store="memory://",
         topic_partitions=settings.topic_partitions,

@@ -22,6 +22,8 @@ import asyncpg
 import httpx
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from services.workers import parse_name, port_shift
+
 REPO = Path(__file__).resolve().parents[2]
 SERVICES = ("ingestion", "recorder", "triage", "escalation", "notification", "metrics", "web")
 TEST_CONFIG = Path(__file__).with_name("organisation.yaml")
@@ -190,13 +192,18 @@ class Platform:
         return self.logs / f"{name}.log"
 
     def start(self, name: str) -> None:
-        """Start ``name`` under the supervisor (as make up does): a crash or a kill is restarted."""
+        """Start ``name`` under the supervisor (as make up does): a crash or a kill is restarted.
+
+        ``name`` is a service, or one worker of it (``triage-2``: services/workers.py)."""
         path = self.log_path(name)
         self.log_offsets[name] = path.stat().st_size if path.exists() else 0
         handle = open(path, "ab")  # noqa: SIM115 - kept open for the child's lifetime
         self.child_pidfile(name).unlink(missing_ok=True)
+        service, worker = parse_name(name)
+        worker_args = ["--worker", str(worker)] if worker else []
         self.procs[name] = subprocess.Popen(
-            [sys.executable, "-m", "services.supervisor", name, "--child-pidfile", str(self.child_pidfile(name))],
+            [sys.executable, "-m", "services.supervisor", service, *worker_args,
+             "--child-pidfile", str(self.child_pidfile(name))],
             cwd=REPO, env=self.env, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True,
         )
         # test.sh stops whatever is listed here if pytest itself is killed.
@@ -218,17 +225,22 @@ class Platform:
             return None
         return pid
 
+    def port(self, variable: str, name: str) -> int:
+        """The port ``variable`` (INGESTION_PORT ...) of ``name``: worker k's is shifted (services/workers.py)."""
+        return int(self.env[variable]) + port_shift(parse_name(name)[1], self.env)
+
     def readyz_url(self, name: str) -> str:
-        if name == "ingestion":
-            return f"{self.api_url}/readyz"
-        if name == "web":
+        service, _ = parse_name(name)
+        if service == "ingestion":
+            return f"http://127.0.0.1:{self.port('INGESTION_PORT', name)}/readyz"
+        if service == "web":
             return f"{self.web_url}/readyz"
-        if name == "recorder":
-            return f"{self.recorder_url}/readyz"
-        if name == "metrics":
+        if service == "recorder":
+            return f"http://127.0.0.1:{self.port('RECORDER_PORT', name)}/readyz"
+        if service == "metrics":
             return f"http://127.0.0.1:{self.env['METRICS_PORT']}/readyz"
-        index = ("triage", "escalation", "notification").index(name)
-        return f"http://127.0.0.1:{int(self.env['FAUST_WEB_PORT_BASE']) + index}/readyz"
+        index = ("triage", "escalation", "notification").index(service)
+        return f"http://127.0.0.1:{self.port('FAUST_WEB_PORT_BASE', name) + index}/readyz"
 
     def readiness(self, name: str) -> tuple[bool, str]:
         """Whether ``name`` passes its end-to-end readiness probe, and why not."""
@@ -305,7 +317,8 @@ class Platform:
         self.wait_ready(name)
 
     def stop_all(self) -> None:
-        for name in reversed(SERVICES):
+        # The services in reverse start order (with WORKERS>1, each worker of them).
+        for name in [*reversed(SERVICES), *(n for n in reversed(list(self.procs)) if n not in SERVICES)]:
             self.stop(name)
 
     def tail(self, name: str, lines: int = 40) -> str:

@@ -24,14 +24,11 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
 from fault_figures import end_offsets, read_from
-from harness import REPO, TEST_PROFILE, sql, wait_until
+from harness import REPO, sql, wait_until
 from paced_stream import CLIENT_TIMEOUT, Stream, alert
 from stack_control import start_stack, stop_cluster_broker
 
-pytestmark = [
-    pytest.mark.cluster,
-    pytest.mark.skipif(TEST_PROFILE != "cluster", reason="needs the three-broker cluster: make test-cluster"),
-]
+pytestmark = pytest.mark.cluster  # collected on the cluster profile only (conftest.py)
 
 NAMES, PER_NAME = 50, 60
 STREAM_SECONDS = 40.0

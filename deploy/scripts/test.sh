@@ -2,6 +2,8 @@
 # make test: set up, start a broker and a database of the test profile (own
 # ports and data, never the make-up stack), run the whole suite, stop them.
 # Extra arguments go to pytest (e.g. deploy/scripts/test.sh -k lifecycle).
+# TEST_STACK_PROFILE=cluster (make test-cluster, deploy/scripts/test-cluster.sh): the same on
+# the three-broker profile, its state in .local/test-cluster.
 set -Eeuo pipefail
 REPO_ROOT=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/../.." && pwd -P)
 cd "$REPO_ROOT"
@@ -12,10 +14,16 @@ bash deploy/scripts/browser.sh
 offset=${TEST_PORT_OFFSET:-0}
 export KAFKA_PORT=$((19092 + offset)) KAFKA_CONTROLLER_PORT=$((19093 + offset)) PG_PORT=$((55433 + offset))
 export TEST_PORT_OFFSET=$offset
-bash deploy/scripts/stack.sh reset --profile test >/dev/null
+profile=${TEST_STACK_PROFILE:-test}
+if [[ $profile == cluster ]]; then
+  export STACK_STATE_DIR=$REPO_ROOT/.local/test-cluster
+  export INCIDENT_TEST_PROFILE=cluster INCIDENT_TEST_STATE=$STACK_STATE_DIR
+fi
+state=${STACK_STATE_DIR:-$REPO_ROOT/.local/test}
+bash deploy/scripts/stack.sh reset --profile "$profile" >/dev/null
 cleanup() {
   # Services the test harness started, should pytest have been killed before its teardown.
-  local pids=.local/test/run/harness.pids pid
+  local pids=$state/run/harness.pids pid
   if [[ -f $pids ]]; then
     while read -r pid; do
       # Only this run's children: a recycled PID would not carry this run's marker.
@@ -25,15 +33,16 @@ cleanup() {
     done <"$pids"
     rm -f "$pids"
   fi
-  bash deploy/scripts/stack.sh stop --profile test >/dev/null || true
+  bash deploy/scripts/stack.sh stop --profile "$profile" >/dev/null || true
 }
 run_id="$$-$(date +%s)"
 export INCIDENT_TEST_RUN=$run_id
-rm -f .local/test/run/harness.pids
+mkdir -p "$state/run"
+rm -f "$state/run/harness.pids"
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-bash deploy/scripts/stack.sh start --profile test
+bash deploy/scripts/stack.sh start --profile "$profile"
 # shellcheck disable=SC1091
-. .local/test/stack.env
+. "$state/stack.env"
 export INCIDENT_TEST_STACK=1
 .local/venv/bin/python -m pytest "$@"

@@ -7,7 +7,7 @@ import faust
 from prometheus_client import generate_latest
 
 from ..catalogue import TopicSpec
-from . import faust_batching, faust_fixes, faust_flush  # noqa: F401 - faust_flush corrects Faust on import
+from . import faust_backpressure, faust_batching, faust_fixes, faust_flush  # noqa: F401 - faust_flush and faust_backpressure correct Faust on import
 from .liveness import ACTIVITY
 from ..settings import Settings
 

@@ -184,10 +184,31 @@ async def reread(consumer: Consumer, tp, offset: int) -> None:
     if consumer.should_stop or tp not in consumer.assignment():
         return
     forget(tp)
+    fetch_again(consumer, tp)
     try:
         await seek(consumer, tp, offset)
     except Exception as exc:  # noqa: BLE001 - not mended: the watchdog's exit follows at the bound
         log.warning("%s: could not seek to %s (%s)", tp, offset, exc)
+
+
+def fetch_again(consumer: Consumer, tp) -> None:
+    """Put ``tp`` back among the partitions the fetch loop fetches.
+
+    On a full agent queue Faust takes the partition out of its active set
+    (``Consumer.on_buffer_full``), and only that queue's pressure-drop callback puts it back
+    (``on_buffer_drop``). Should that callback never come (a rewind, a seek or a new
+    generation between the two), the partition is never fetched again: messages waiting
+    that never come, which no seek can bring. A partition paused by Faust (recovery,
+    rebalance) stays paused."""
+    if tp in getattr(consumer, "_paused_partitions", ()):
+        return
+    buffered = getattr(consumer, "_buffered_partitions", None)
+    if buffered is not None and tp in buffered:
+        log.warning("%s: taken out of the fetch on a full queue and never put back; fetching it again", tp)
+        buffered.discard(tp)
+    active = consumer._get_active_partitions() if hasattr(consumer, "_get_active_partitions") else None
+    if active is not None:
+        active.add(tp)
 
 
 def admit(consumer: Consumer, message) -> bool:

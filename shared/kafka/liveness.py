@@ -284,6 +284,7 @@ class Watchdog:
     unhealthy: str | None = None
     _outage: bool = False
     _mended: set = field(default_factory=set)
+    _last_mend: float | None = None  # monotonic, the last mend made (check gives it half a bound)
     # The broker's port, looked at on every round: an outage is a line when it starts, one
     # every 10 s while it lasts and one when it ends, whatever the clients log meanwhile.
     broker: Outage | None = None
@@ -330,10 +331,15 @@ class Watchdog:
             return found
         return found[0], min(found[1], max(0.0, time.monotonic() - self.broker_back_at - self.bound))
 
-    async def check(self) -> str | None:
+    async def check(self, now: float | None = None) -> str | None:
+        now = time.monotonic() if now is None else now
         oldest = self.oldest()
-        self._mend_stuck()
+        self._mend_stuck(now)
         if oldest is None or oldest[1] <= self.bound:
+            return None
+        if self._last_mend is not None and now - self._last_mend < self.bound / 2:
+            # A mend just made gets its chance: evidence that builds up only after the bound
+            # (an agent busy, then idle) would otherwise mend and exit in the same round.
             return None
         answers = await broker_answers(self.bootstrap)
         if not answers and not self._outage:
@@ -342,13 +348,15 @@ class Watchdog:
         self._outage = not answers
         return verdict(oldest, self.bound, answers)
 
-    def _mend_stuck(self) -> None:
+    def _mend_stuck(self, now: float | None = None) -> None:
+        now = time.monotonic() if now is None else now
         current = set()
         for agent, tp, committed, age in self.progress.stuck:
             current.add((tp, committed))
             if self.mend is None or age <= self.bound / 2 or (tp, committed) in self._mended:
                 continue
             self._mended.add((tp, committed))
+            self._last_mend = now
             log.warning("%s: %s[%s] of agent %s has had messages waiting at %s for %.0fs that never came while "
                         "the agent waited; reading it again from there", self.service, tp.topic, tp.partition, agent,
                         committed, age)

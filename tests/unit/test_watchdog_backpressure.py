@@ -95,3 +95,58 @@ def test_the_fetch_loop_is_held_while_the_producer_buffer_is_over_its_limit(monk
 
     asyncio.run(scenario())
     assert seen == [(100, 1)] and activity.holding == 0
+
+
+def test_a_mend_gets_half_a_bound_before_the_process_gives_up():
+    """Evidence that builds up only after the bound once mended and exited in the same round
+    ("messages waiting at 5 for 21s ... reading it again", the exit 0.07 s later)."""
+    from shared.kafka.liveness import Watchdog
+
+    async def scenario():
+        server = await asyncio.start_server(lambda r, w: w.close(), "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        mended = []
+        dog = Watchdog(f"127.0.0.1:{port}", bound=15.0, service="triage",
+                       mend=lambda tp, offset: mended.append((tp, offset)))
+        dog.oldest = lambda: ("no progress on triage.correlation[1]", 21.0)
+        dog.progress.stuck = [("triage.correlate", CORRELATION, 5, 21.0)]
+        try:
+            assert await dog.check(now=100.0) is None and mended == [(CORRELATION, 5)]
+            assert await dog.check(now=107.0) is None  # its chance: half the bound
+            verdict_ = await dog.check(now=108.0)
+            assert verdict_ is not None and "triage.correlation[1]" in verdict_
+            assert mended == [(CORRELATION, 5)]  # once per episode
+        finally:
+            server.close()
+            await server.wait_closed()
+
+    asyncio.run(scenario())
+
+
+class _Consumer:
+    def __init__(self, buffered=(), paused=()):
+        self._buffered_partitions, self._paused_partitions = set(buffered), set(paused)
+        self.active = set()
+        self.should_stop = False
+        self.seeks = []
+
+    def _get_active_partitions(self):
+        return self.active
+
+    def assignment(self):
+        return {CORRELATION, COMMANDS}
+
+    async def seek(self, tp, offset):
+        self.seeks.append((tp, offset))
+
+
+def test_the_mend_puts_a_partition_taken_out_on_a_full_queue_back_into_the_fetch():
+    from shared.kafka import faust_fixes
+
+    consumer = _Consumer(buffered={CORRELATION})
+    asyncio.run(faust_fixes.reread(consumer, CORRELATION, 5))
+    assert CORRELATION in consumer.active and consumer._buffered_partitions == set()
+    assert consumer.seeks == [(CORRELATION, 5)]
+    paused = _Consumer(paused={COMMANDS})  # paused by Faust (recovery, rebalance): left paused
+    asyncio.run(faust_fixes.reread(paused, COMMANDS, 8))
+    assert COMMANDS not in paused.active and paused.seeks == [(COMMANDS, 8)]

@@ -200,15 +200,11 @@ def fetch_again(consumer: Consumer, tp) -> None:
     generation between the two), the partition is never fetched again: messages waiting
     that never come, which no seek can bring. A partition paused by Faust (recovery,
     rebalance) stays paused."""
-    if tp in getattr(consumer, "_paused_partitions", ()):
-        return
-    buffered = getattr(consumer, "_buffered_partitions", None)
-    if buffered is not None and tp in buffered:
-        log.warning("%s: taken out of the fetch on a full queue and never put back; fetching it again", tp)
-        buffered.discard(tp)
-    active = consumer._get_active_partitions() if hasattr(consumer, "_get_active_partitions") else None
-    if active is not None:
-        active.add(tp)
+    if tp in getattr(consumer, "_paused_partitions", ()) or tp not in getattr(consumer, "_buffered_partitions", ()):
+        return  # paused by Faust, or never taken out: the fetch is left as it is
+    log.warning("%s: taken out of the fetch on a full queue and never put back; fetching it again", tp)
+    consumer._buffered_partitions.discard(tp)
+    consumer._get_active_partitions().add(tp)
 
 
 def admit(consumer: Consumer, message) -> bool:

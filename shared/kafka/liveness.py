@@ -98,10 +98,10 @@ class AgentActivity:
     when it cannot deliver: on a full queue of one agent (busy with a storm), or on a full
     producer buffer (``hold``). Meanwhile every other agent waits for messages it is not
     given, with its partitions' messages on the broker: the very shape of a stall, but one
-    that ends by itself. Seen on a fresh-clone make test on a loaded machine: triage's apply
-    agent starved behind a correlate agent with a full queue, its watchdog took that for a
-    stall and restarted it every minute for the whole 20,000-alert storm (1,179 alerts
-    recorded in 300 s). Starved seconds are no evidence of a stall (Progress)."""
+    that ends by itself. Seen on a fresh-clone make test on a loaded machine: triage's watchdog
+    took a busy triage for a stalled one and restarted it every minute through the
+    20,000-alert storm (1,179 alerts recorded in 300 s); this was one of the ways it did.
+    Starved seconds are no evidence of a stall (Progress)."""
 
     idle_total: dict = field(default_factory=dict)
     idle_since: dict = field(default_factory=dict)

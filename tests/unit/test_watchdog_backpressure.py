@@ -150,3 +150,6 @@ def test_the_mend_puts_a_partition_taken_out_on_a_full_queue_back_into_the_fetch
     paused = _Consumer(paused={COMMANDS})  # paused by Faust (recovery, rebalance): left paused
     asyncio.run(faust_fixes.reread(paused, COMMANDS, 8))
     assert COMMANDS not in paused.active and paused.seeks == [(COMMANDS, 8)]
+    fetched = _Consumer()  # neither taken out nor paused: the fetch is left as it is
+    asyncio.run(faust_fixes.reread(fetched, COMMANDS, 8))
+    assert fetched.active == set() and fetched.seeks == [(COMMANDS, 8)]

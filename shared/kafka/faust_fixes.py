@@ -207,6 +207,23 @@ def fetch_again(consumer: Consumer, tp) -> None:
     consumer._get_active_partitions().add(tp)
 
 
+def taken(consumer: Consumer, tp) -> int | None:
+    """The next offset of ``tp`` its agent will take: past the last one it took in the current
+    consumer generation, else the committed offset (None: no commit yet).
+
+    The watchdog measures progress by this, not by the committed offset: commits trail what
+    was taken by a commit interval and, under a storm, by a producer flush of several seconds
+    ("Timer commit is overlapping"). Measured by commits, a fresh-clone make test on a loaded
+    machine saw partitions whose messages were being taken as "none taken while the agent
+    waited", and triage was restarted every minute through the 20,000-alert storm."""
+    committed = consumer._committed_offset.get(tp)
+    with _LOCK:
+        known = _NEXT.get(tp)
+    if known is None or known[0] != getattr(consumer.app, "consumer_generation_id", None):
+        return committed  # nothing taken since the last assignment: it is read from the commit
+    return max(known[1], committed or 0)
+
+
 def admit(consumer: Consumer, message) -> bool:
     """Whether an agent may handle ``message`` now: the next one of its partition, or one
     read again (a duplicate its handler recognises). After a hole, False: the partition is

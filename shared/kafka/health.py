@@ -40,6 +40,12 @@ def _watch_consumer() -> None:
     Consumer._liveness_watched = True
 
 
+def lagging_of(consumer: Consumer, agents: dict) -> dict:
+    """Per agent, its partitions with messages waiting past what it has taken (the watchdog's view)."""
+    return lagging_partitions(consumer.assignment(), agents, lambda tp: faust_fixes.taken(consumer, tp),
+                              consumer.highwater)
+
+
 def install(app: faust.App, service: str, settings: Settings) -> Probes:
     """The probe agent, ``/readyz``, and the liveness watchdog on ``app``."""
     from .faust_app import declare, guarded_agent  # faust_app builds on this module's peers
@@ -51,14 +57,16 @@ def install(app: faust.App, service: str, settings: Settings) -> Probes:
     agents = faust_fixes.agent_topics()
 
     def lagging() -> dict | None:
-        """Per agent, its partitions with messages waiting, and their committed offsets."""
+        """Per agent, its partitions with messages waiting past what it has taken."""
         if app.rebalancing or app.in_recovery or not app.tables.recovery.completed.is_set():
             return None
-        consumer = app.consumer
-        return lagging_partitions(consumer.assignment(), agents, consumer._committed_offset.get, consumer.highwater)
+        return lagging_of(app.consumer, agents)
 
-    def mend(tp, committed: int) -> None:
-        asyncio.get_running_loop().create_task(faust_fixes.reread(app.consumer, tp, committed))
+    def mend(tp, _position: int) -> None:
+        # From the commit, not the position: reread forgets what was taken, so what follows
+        # the commit is admitted again in order (what was taken comes again as copies).
+        committed = app.consumer._committed_offset.get(tp)
+        asyncio.get_running_loop().create_task(faust_fixes.reread(app.consumer, tp, committed or 0))
 
     watchdog = Watchdog(settings.kafka_bootstrap, settings.liveness_seconds, service, lagging=lagging, mend=mend)
 

@@ -14,7 +14,7 @@ from typing import Iterator, Mapping
 import httpx
 import yaml
 
-from harness import REPO, wait_until
+from harness import REPO, end_process, remember_pid, wait_until
 
 DEPLOY = REPO / "deploy" / "prometheus"
 
@@ -52,7 +52,10 @@ def scrape_config(env: Mapping[str, str], path: Path, workers: int = 1) -> None:
 
 
 @contextmanager
-def running_prometheus(workdir: Path, port: int, env: Mapping[str, str], workers: int = 1) -> Iterator[Prometheus]:
+def running_prometheus(workdir: Path, port: int, env: Mapping[str, str], logs: Path,
+                       workers: int = 1) -> Iterator[Prometheus]:
+    """Prometheus on ``port`` until the block ends; ``logs``: the platform's (its PID is listed
+    there for test.sh)."""
     scrape_config(env, workdir / "prometheus.yml", workers)
     url = f"http://127.0.0.1:{port}"
     with open(workdir / "prometheus.log", "wb") as log:
@@ -62,6 +65,7 @@ def running_prometheus(workdir: Path, port: int, env: Mapping[str, str], workers
              "--storage.tsdb.retention.time=1h", "--log.level=warn"],
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
+    remember_pid(logs, process.pid)
     try:
         def ready() -> bool:
             if process.poll() is not None:
@@ -71,9 +75,4 @@ def running_prometheus(workdir: Path, port: int, env: Mapping[str, str], workers
         wait_until(ready, timeout=60, what="prometheus to be ready")
         yield Prometheus(url)
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
+        end_process(process)

@@ -37,7 +37,7 @@ def test_the_scrape_config_is_valid_and_the_alert_rules_do_what_their_tests_say(
 @pytest.fixture(scope="module")
 def prometheus(platform, tmp_path_factory):
     port = 19190 + int(os.environ.get("TEST_PORT_OFFSET", "0"))
-    with running_prometheus(tmp_path_factory.mktemp("prometheus"), port, platform.env) as running:
+    with running_prometheus(tmp_path_factory.mktemp("prometheus"), port, platform.env, platform.logs) as running:
         yield running
 
 

@@ -230,7 +230,7 @@ def test_prometheus_scrapes_every_worker(cluster, tmp_path):
     platform = cluster.run(2)
     port = 19195 + int(os.environ.get("TEST_PORT_OFFSET", "0"))
     expected = {(service, str(worker) if worker else None) for _, service, worker in process_names(2) if service != "web"}
-    with running_prometheus(tmp_path, port, platform.env, workers=2) as prometheus:
+    with running_prometheus(tmp_path, port, platform.env, platform.logs, workers=2) as prometheus:
         def every_worker_up():
             series = {(labels["service"], labels.get("worker")): value
                       for labels, value in prometheus.vector('up{job="incident-platform"}')}

@@ -152,7 +152,8 @@ stop_one() {
 }
 
 # Prometheus is optional: started when Debian's binary is there (make test installs it),
-# scraping every service with deploy/prometheus/prometheus.yml and its alert rules.
+# scraping every service (every worker of it) with deploy/prometheus/prometheus.yml's
+# settings and its alert rules.
 PROMETHEUS_PORT=${PROMETHEUS_PORT:-9090}
 
 prometheus_pid() {
@@ -168,7 +169,9 @@ start_prometheus() {
   command -v prometheus >/dev/null 2>&1 || return 0
   prometheus_pid >/dev/null && return 0
   mkdir -p "$STATE_DIR/prometheus"
-  (cd "$REPO_ROOT/deploy/prometheus" && exec setsid prometheus --config.file=prometheus.yml \
+  # deploy/prometheus/prometheus.yml with one target per worker (services/workers.py).
+  (cd "$REPO_ROOT" && "$PY" -m services.workers prometheus "$WORKERS" "$STATE_DIR/run/prometheus.yml") || return 1
+  (cd "$REPO_ROOT/deploy/prometheus" && exec setsid prometheus --config.file="$STATE_DIR/run/prometheus.yml" \
     --storage.tsdb.path="$STATE_DIR/prometheus" --web.listen-address="127.0.0.1:$PROMETHEUS_PORT" \
     >>"$STATE_DIR/logs/prometheus.log" 2>&1) &
   echo $! >"$STATE_DIR/run/prometheus.pid"

@@ -8,6 +8,7 @@
    down) in the middle of a storm: its partitions move to the other worker, which rebuilds
    their table state from the changelogs; nothing is lost, no incident is duplicated, and
    the time to hand over is measured.
+3. Prometheus, on the configuration make up WORKERS=2 writes, scrapes every worker.
 
 Alerts go to every ingestion worker in turn (two intake processes on their own ports).
 """
@@ -28,6 +29,7 @@ from fault_accounting import Accounting, intake_copies
 from harness import sql, sql_snapshot, wait_until
 from metrics_queries import scrape
 from pipeline_lag import consumer_lag
+from prometheus_process import running_prometheus
 from services.group_status import describe, owned
 from services.workers import process_names
 
@@ -222,6 +224,23 @@ def test_the_same_storm_gives_the_same_result_with_one_and_two_workers(cluster, 
     assert sum(v for (name, _), v in one_metrics.items() if name == "alerts_received_total") == ALERTS, one_metrics
     assert sum(v for (name, _), v in one_metrics.items() if name == "incidents_opened_total") == KEYS, one_metrics
     assert sum(v for (name, _), v in one_metrics.items() if name == "incidents_reopened_total") == len(RESOLVED)
+
+
+def test_prometheus_scrapes_every_worker(cluster, tmp_path):
+    platform = cluster.run(2)
+    port = 19195 + int(os.environ.get("TEST_PORT_OFFSET", "0"))
+    expected = {(service, str(worker) if worker else None) for _, service, worker in process_names(2) if service != "web"}
+    with running_prometheus(tmp_path, port, platform.env, platform.logs, workers=2) as prometheus:
+        def every_worker_up():
+            series = {(labels["service"], labels.get("worker")): value
+                      for labels, value in prometheus.vector('up{job="incident-platform"}')}
+            return series if set(series) == expected and all(series.values()) else None
+
+        up = wait_until(every_worker_up, timeout=60, what=f"all {len(expected)} processes up in prometheus")
+        # Each worker's own process series, not one worker's twice.
+        starts = {(labels["service"], labels.get("worker")): value
+                  for labels, value in prometheus.vector('process_start_time_seconds{service="triage"}')}
+    assert ("triage", "2") in up and len(set(starts.values())) == 2, starts
 
 
 def _triage_members() -> dict[str, list[int]]:

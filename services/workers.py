@@ -7,9 +7,10 @@ on the configured ports. With ``WORKERS=N`` every shared service runs N processe
 keeps its Faust data under ``DATA_DIR/<service>-<k>``, and joins the same consumer group
 as its siblings (same ``APP_PREFIX``), so Kafka splits the partitions between them.
 
-The metrics service stays one worker: its windowed gauges (means, rates) are computed from
-its whole table at scrape time and a worker holding half the partitions would export half
-the truth (see the README, "Growing past one machine"). The web console stays one too.
+Metrics is shared too: its workers split the counting, and each exports every incident's
+numbers from a mirror of the whole tables (shared/kafka/changelog_mirror.py), because its
+windowed gauges are means over every incident and a worker's own tables hold only its
+partitions. The web console stays one process (it holds only sessions).
 
     python -m services.workers names WORKERS       the process names, one a line
     python -m services.workers env SERVICE WORKER  the environment a worker adds (KEY=VALUE lines)
@@ -28,9 +29,9 @@ import yaml
 from shared.settings import Settings
 
 # Shared between workers through Kafka's consumer groups (ingestion is stateless).
-SHARED = ("ingestion", "recorder", "triage", "escalation", "notification")
-# Always one process: metrics (gauges from its whole table) and the web console.
-SINGLE = ("metrics", "web")
+SHARED = ("ingestion", "recorder", "triage", "escalation", "notification", "metrics")
+# Always one process: the web console.
+SINGLE = ("web",)
 ORDER = ("ingestion", "recorder", "triage", "escalation", "notification", "metrics", "web")
 DEFAULT_PORT_STEP = 1000
 
@@ -41,6 +42,7 @@ _PORTS = {
     "triage": ("FAUST_WEB_PORT_BASE",),
     "escalation": ("FAUST_WEB_PORT_BASE",),
     "notification": ("FAUST_WEB_PORT_BASE",),
+    "metrics": ("METRICS_PORT",),
 }
 
 
@@ -96,8 +98,8 @@ def metrics_port(service: str, worker: int, env: Mapping[str, str]) -> int:
     from shared.kafka.faust_app import SERVICE_INDEX  # the Faust web port of each service
 
     if service == "metrics":
-        return int(env.get("METRICS_PORT") or _default("METRICS_PORT"))
-    if service == "ingestion":
+        port = int(env.get("METRICS_PORT") or _default("METRICS_PORT"))
+    elif service == "ingestion":
         port = int(env.get("INGESTION_PORT") or _default("INGESTION_PORT"))
     elif service == "recorder":
         port = int(env.get("RECORDER_PORT") or _default("RECORDER_PORT"))

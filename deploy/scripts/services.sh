@@ -90,7 +90,7 @@ readyz_url() {
     triage) echo "http://127.0.0.1:$base/readyz" ;;
     escalation) echo "http://127.0.0.1:$((base + 1))/readyz" ;;
     notification) echo "http://127.0.0.1:$((base + 2))/readyz" ;;
-    metrics) echo "http://127.0.0.1:$METRICS_PORT/readyz" ;;
+    metrics) echo "http://127.0.0.1:$((METRICS_PORT + shift))/readyz" ;;
     web) echo "http://127.0.0.1:$WEB_PORT/readyz" ;;
   esac
 }
@@ -215,9 +215,9 @@ EOT
   if ((WORKERS > 1)); then
     local k
     for ((k = 2; k <= WORKERS; k++)); do
-      echo "  worker $k          API http://127.0.0.1:$((INGESTION_PORT + (k - 1) * WORKER_PORT_STEP)), recorder :$((RECORDER_PORT + (k - 1) * WORKER_PORT_STEP)), Faust web from :$((${FAUST_WEB_PORT_BASE:-6066} + (k - 1) * WORKER_PORT_STEP))"
+      echo "  worker $k          API http://127.0.0.1:$((INGESTION_PORT + (k - 1) * WORKER_PORT_STEP)), recorder :$((RECORDER_PORT + (k - 1) * WORKER_PORT_STEP)), Faust web from :$((${FAUST_WEB_PORT_BASE:-6066} + (k - 1) * WORKER_PORT_STEP)), metrics :$((METRICS_PORT + (k - 1) * WORKER_PORT_STEP))"
     done
-    echo "  one worker only   metrics (its gauges come from its whole table) and the web console"
+    echo "  one process only  the web console (every metrics worker exports every incident's numbers)"
   fi
   if prometheus_pid >/dev/null; then
     echo "  Prometheus        http://127.0.0.1:$PROMETHEUS_PORT   (scrapes every service; alert rules loaded)"

@@ -279,7 +279,7 @@ class Platform:
         if service == "recorder":
             return f"http://127.0.0.1:{self.port('RECORDER_PORT', name)}/readyz"
         if service == "metrics":
-            return f"http://127.0.0.1:{self.env['METRICS_PORT']}/readyz"
+            return f"http://127.0.0.1:{self.port('METRICS_PORT', name)}/readyz"
         index = ("triage", "escalation", "notification").index(service)
         return f"http://127.0.0.1:{self.port('FAUST_WEB_PORT_BASE', name) + index}/readyz"
 

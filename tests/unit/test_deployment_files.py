@@ -105,8 +105,8 @@ def test_compose_runs_workers_replicas_of_each_shared_service_and_prometheus_fin
 
     services = _compose()["services"]
     replicated = {name for name, spec in services.items() if "deploy" in spec}
-    # Ingestion publishes its port, so compose keeps it one container (README: behind a load balancer).
-    assert replicated == set(SHARED) - {"ingestion"}
+    # Ingestion and metrics publish their ports, so compose keeps them one container each.
+    assert replicated == set(SHARED) - {"ingestion", "metrics"}
     for name in replicated:
         assert _resolved(services[name]["deploy"]) == {"replicas": "1"}
         assert _resolved(services[name]["deploy"], {"WORKERS": "2"}) == {"replicas": "2"}

@@ -28,7 +28,7 @@ def test_one_worker_per_service_scrapes_exactly_what_the_shipped_config_does():
     assert all(PROMETHEUS_TEMPLATE.parent.joinpath(name).is_file() for name in TEMPLATE["rule_files"])
 
 
-def test_two_workers_are_two_targets_of_each_shared_service_and_metrics_stays_one():
+def test_two_workers_are_two_targets_of_each_shared_service():
     targets = _targets(prometheus_config(TEMPLATE, 2, ENV, PROMETHEUS_TEMPLATE.parent))
     assert targets == {
         "127.0.0.1:8080": {"service": "ingestion", "worker": "1"},
@@ -41,7 +41,8 @@ def test_two_workers_are_two_targets_of_each_shared_service_and_metrics_stays_on
         "127.0.0.1:7067": {"service": "escalation", "worker": "2"},
         "127.0.0.1:6068": {"service": "notification", "worker": "1"},
         "127.0.0.1:7068": {"service": "notification", "worker": "2"},
-        "127.0.0.1:9108": {"service": "metrics"},
+        "127.0.0.1:9108": {"service": "metrics", "worker": "1"},
+        "127.0.0.1:10108": {"service": "metrics", "worker": "2"},
     }
 
 

@@ -9,6 +9,8 @@
    their table state from the changelogs; nothing is lost, no incident is duplicated, and
    the time to hand over is measured.
 3. Prometheus, on the configuration make up WORKERS=2 writes, scrapes every worker.
+4. Each of two metrics workers, owning half the partitions, exports every incident's numbers,
+   the same as the other's and as PostgreSQL's.
 
 Alerts go to every ingestion worker in turn (two intake processes on their own ports).
 """
@@ -27,7 +29,7 @@ import httpx
 
 from fault_accounting import Accounting, intake_copies
 from harness import sql, sql_snapshot, wait_until
-from metrics_queries import scrape
+from metrics_queries import differences, exported, from_database, scrape
 from pipeline_lag import consumer_lag
 from prometheus_process import running_prometheus
 from services.group_status import describe, owned
@@ -241,6 +243,33 @@ def test_prometheus_scrapes_every_worker(cluster, tmp_path):
         starts = {(labels["service"], labels.get("worker")): value
                   for labels, value in prometheus.vector('process_start_time_seconds{service="triage"}')}
     assert ("triage", "2") in up and len(set(starts.values())) == 2, starts
+
+
+def test_each_metrics_worker_exports_every_incidents_numbers(cluster, tokens):
+    platform = cluster.run(2)
+    groups = asyncio.run(describe(os.environ["KAFKA_BOOTSTRAP"], PREFIX))
+    (metrics_group,) = [g for g in groups if g[1] == f"{PREFIX}-metrics" and g[2] == "Stable"]
+    shares = {member[1]: owned(member[4], 4)[0] for member in metrics_group[5]}
+    assert len(shares) == 2 and all(shares.values()), shares  # the counting is shared
+    # Some numbers to agree on, should the storms not have run first.
+    codes = _send(_intake_urls(platform), tokens["integration"], _alerts(os.urandom(3).hex() + "m", range(200)))
+    assert set(codes) == {202}, Counter(codes)
+    second = f"http://127.0.0.1:{platform.port('METRICS_PORT', 'metrics-2')}/metrics"
+    last: dict = {}
+
+    def agree():
+        one, two = scrape(platform), scrape(platform, second)
+        if one is None or two is None:
+            return None
+        mine, theirs, database = exported(one), exported(two), from_database()
+        last.update(workers=differences(mine, theirs), database=differences(mine, database))
+        return mine if not last["workers"] and not last["database"] else None
+
+    try:
+        numbers = wait_until(agree, timeout=120, interval=0.5, what="both metrics workers to agree with PostgreSQL")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}: {last}") from None
+    assert numbers["incidents_open"], numbers  # the alerts just sent opened incidents, and both count them
 
 
 def _triage_members() -> dict[str, list[int]]:

@@ -29,7 +29,7 @@ import httpx
 
 from fault_accounting import Accounting, intake_copies
 from harness import sql, sql_snapshot, wait_until
-from metrics_queries import differences, exported, from_database, scrape
+from metrics_queries import differences, exported, from_database, scrape, wait_for_agreement
 from pipeline_lag import consumer_lag
 from prometheus_process import running_prometheus
 from services.group_status import describe, owned
@@ -109,6 +109,9 @@ def _drained(what: str, timeout: float = 240) -> None:
 
 
 def _metrics(platform) -> dict[str, dict[tuple, float]]:
+    """The exporter's samples once they agree with PostgreSQL: with two metrics workers the first
+    one's /metrics reads a mirror of the changelogs, a fetch behind the tables' writes."""
+    wait_for_agreement(platform, timeout=60)
     return wait_until(lambda: scrape(platform), timeout=60, what="the metrics exporter to answer")
 
 

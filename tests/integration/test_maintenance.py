@@ -61,20 +61,21 @@ def test_a_window_holds_the_page_of_its_service_not_of_others_and_pages_when_it_
 
     # Inside: recorded and marked, the opening held back (logged as such), nobody paged.
     mark = wait_until(lambda: _entries(admin, inside, "maintenance_held"), what="the incident marked")[0]
-    assert window["window_id"] in mark["summary"]
+    assert window["window_id"] in mark["summary"] and datetime.fromisoformat(mark["occurred_at"]) < ends
     record = admin.get(f"/v1/incidents/{inside}").json()
     assert record["maintenance"]["window_id"] == window["window_id"] and record["status"] == "triggered"
     assert record["alert_count"] == 1
     suppressed = wait_until(lambda: [e for e in _log(admin, inside) if e["status"] == "suppressed"],
                             what="the held-back opening in the communication log")
     assert suppressed[0]["kind"] == "opened" and f"maintenance window {window['window_id']}" in suppressed[0]["text"]
-    assert datetime.now(timezone.utc) < ends, "the window is still on: what follows is checked inside it"
-    assert _entries(admin, inside, "escalated") == [] and _told(inside) == []
 
-    # The window ends with the alert still firing: it pages (and is told) as usual.
-    page = wait_until(lambda: _entries(admin, inside, "escalated"), timeout=30, what="the page after the window")[0]
-    assert datetime.fromisoformat(page["occurred_at"]) >= ends
-    assert "paged person:grace" in page["summary"]
+    # The window ends with the alert still firing: it pages (and is told) as usual. Nobody was
+    # paged inside it: every page is timed at or after its end, and the opening was never told.
+    # (Checked by the recorded times, not by racing the window's clock: on a loaded machine the
+    # checks above outlasted a 15 s window.)
+    pages = wait_until(lambda: _entries(admin, inside, "escalated"), timeout=60, what="the page after the window")
+    assert all(datetime.fromisoformat(page["occurred_at"]) >= ends for page in pages), (pages, ends)
+    assert "paged person:grace" in pages[0]["summary"]
     wait_until(lambda: _told(inside) == ["escalated"], what="the page told on the team topic (not the opening)")
 
 

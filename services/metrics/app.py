@@ -95,7 +95,7 @@ def build(settings: Settings, org: Organisation) -> faust.App:
     mirror = None
     if settings.worker:
         mirror = ChangelogMirror(settings.kafka_bootstrap,
-                                 {name: t.changelog_topic.get_topic_name() for name, t in tables.items()},
+                                 {name: t.changelog_topic.get_topic_name() for name, t in tables.items()}, n,
                                  client_id=f"{settings.app_prefix}-{SERVICE}-{settings.worker}-mirror")
         tables = mirror.tables
 

@@ -26,9 +26,10 @@ log = logging.getLogger(__name__)
 
 
 class ChangelogMirror:
-    def __init__(self, bootstrap: str, changelogs: dict[str, str], client_id: str) -> None:
-        """``changelogs``: table name -> its changelog topic."""
-        self.bootstrap, self.client_id = bootstrap, client_id
+    def __init__(self, bootstrap: str, changelogs: dict[str, str], partitions: int, client_id: str) -> None:
+        """``changelogs``: table name -> its changelog topic, each of ``partitions`` partitions
+        (TOPIC_PARTITIONS, which every service checks against the topics at start)."""
+        self.bootstrap, self.client_id, self.partitions = bootstrap, client_id, partitions
         self._tables_of = {topic: name for name, topic in changelogs.items()}
         self.tables: dict[str, dict] = {name: {} for name in changelogs}
         self.caught_up = asyncio.Event()
@@ -52,13 +53,7 @@ class ChangelogMirror:
                                     enable_auto_commit=False, auto_offset_reset="earliest")
         await consumer.start()
         try:
-            await consumer.topics()  # the metadata: every changelog's partitions
-            partitions = []
-            for topic in self._tables_of:
-                found = consumer.partitions_for_topic(topic)
-                if not found:
-                    raise RuntimeError(f"changelog topic {topic} does not exist (services.topology creates it)")
-                partitions += [TopicPartition(topic, p) for p in sorted(found)]
+            partitions = [TopicPartition(topic, p) for topic in self._tables_of for p in range(self.partitions)]
             consumer.assign(partitions)
             await consumer.seek_to_beginning(*partitions)
             ends = await consumer.end_offsets(partitions)

@@ -9,7 +9,7 @@ from shared.kafka.changelog_mirror import ChangelogMirror
 
 def _mirror() -> ChangelogMirror:
     return ChangelogMirror("127.0.0.1:1", {"incident_facts": "app-metrics-incident_facts-changelog",
-                                           "partition_counts": "app-metrics-partition_counts-changelog"}, "test")
+                                           "partition_counts": "app-metrics-partition_counts-changelog"}, 4, "test")
 
 
 def test_records_of_every_partition_land_in_their_table_and_the_last_value_wins():

@@ -33,11 +33,10 @@ BY_SEVERITY = ("mttr_minutes", "mttr_incidents", "reopen_rate", "reopen_rate_inc
                "time_to_acknowledge_minutes")
 
 
-def scrape(platform, url: str | None = None) -> dict[str, dict[tuple, float]] | None:
-    """name -> {sorted label pairs -> value}; None while the service is down or recovering.
-    ``url``: another metrics worker's /metrics than the platform's (the first's)."""
+def scrape(platform) -> dict[str, dict[tuple, float]] | None:
+    """name -> {sorted label pairs -> value}; None while the service is down or recovering."""
     try:
-        response = httpx.get(url or platform.metrics_url, timeout=5)
+        response = httpx.get(platform.metrics_url, timeout=5)
     except httpx.HTTPError:
         return None
     if response.status_code != 200:

@@ -34,7 +34,7 @@ class NativeAlert(BaseModel):
     summary: Annotated[str, Field(min_length=1, max_length=1024, pattern=NOT_BLANK)]
     status: Literal["firing", "resolved"] = "firing"
     severity: Literal["critical", "error", "warning", "info"] | None = None
-    dedup_key: Annotated[str, Field(min_length=1, max_length=255)] | None = None
+    dedup_key: Annotated[str, Field(min_length=1, max_length=255, pattern=NOT_BLANK)] | None = None
     source: Annotated[str, Field(max_length=255)] | None = None
     alert_name: Annotated[str, Field(max_length=255)] | None = None
     team: Annotated[str, Field(max_length=200)] | None = None

@@ -48,6 +48,21 @@ class _OutageLog:
 OUTAGE_LOG = _OutageLog()
 
 
+# PostgreSQL's data exceptions (SQLSTATE class 22) and asyncpg's own refusal to encode an
+# argument: a value from the request that the database cannot hold, such as a NUL in a search
+# term (text cannot contain U+0000), found by the schemathesis volume run.
+_VALUE_REFUSED = (asyncpg.exceptions.DataError, asyncpg.exceptions._base.DataError)
+_NUL = (asyncpg.exceptions.CharacterNotInRepertoireError, asyncpg.exceptions.UntranslatableCharacterError)
+
+
+def _value_refused(exc: Exception) -> dict[str, Any]:
+    if isinstance(exc, _NUL):
+        message = "text cannot contain the NUL character (U+0000)"
+    else:
+        message = f"a value the database cannot hold: {exc}"
+    return {"error": f"invalid request: {message}", "detail": [{"field": "(request)", "message": message}]}
+
+
 def field_errors(errors: list[dict]) -> list[dict[str, str]]:
     """Pydantic errors as [{"field": "alerts.0.service", "message": "Field required"}]."""
     out = []
@@ -64,7 +79,10 @@ def install(app: FastAPI) -> None:
 
     async def _database(_: Request, exc: Exception) -> JSONResponse:
         # Every read and write path of the API: a database that is away (shared/db/unavailable.py)
-        # is a 503 with Retry-After; anything else is a bug and stays a logged 500.
+        # is a 503 with Retry-After; a value PostgreSQL cannot hold is the client's 400; anything
+        # else is a bug and stays a logged 500.
+        if isinstance(exc, _VALUE_REFUSED):
+            return JSONResponse(_value_refused(exc), status_code=400)
         if not unavailable(exc):
             raise exc
         OUTAGE_LOG.warn(exc)

@@ -6,13 +6,14 @@ from datetime import datetime, timezone
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
-from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
 
 from shared import catalogue as cat
 from shared.auth import Permission
 from shared.db import oncall as store
 from shared.domain.oncall import OnCallNow, RotationOverride, oncall_table, with_overrides
 from shared.domain.organisation import Organisation
+from shared.domain.rotations import bounded
 
 from .errors import ApiError
 from .oncall_writes import delete, publish_and_wait
@@ -26,8 +27,11 @@ def _text_only(value: Any) -> Any:
     return value
 
 
-# RFC 3339 text with an offset (a number would be read as Unix time silently).
-RfcTime = Annotated[AwareDatetime, BeforeValidator(_text_only)]
+# RFC 3339 text with an offset (a number would be read as Unix time silently). Kept within the
+# instants the rotation rules answer for (shared/domain/rotations.py): "9999-12-31T23:59:59-12:00"
+# is a valid date-time whose UTC no datetime (and no asyncpg argument) can hold, so an override to
+# it would be on the topic and never recorded. Moved two days in, it means the same: for ever.
+RfcTime = Annotated[AwareDatetime, BeforeValidator(_text_only), AfterValidator(bounded)]
 OverrideId = Annotated[str, Path(pattern=r"^ovr_[0-9a-f]{12}$")]
 
 
@@ -38,7 +42,8 @@ def _rt(request: Request) -> Runtime:
 async def organisation_at(rt: Runtime, at: datetime) -> Organisation:
     """The organisation with the runtime overrides still relevant at ``at``, read from PostgreSQL."""
     async with rt.pool.acquire() as conn:
-        found = await store.overrides(conn, ending_after=at)
+        # bounded: asyncpg cannot encode an instant whose UTC is outside years 1 to 9999.
+        found = await store.overrides(conn, ending_after=bounded(at))
     return with_overrides(rt.org, found)
 
 

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from .organisation import Organisation, Override, Rotation
-from .rotations import on_call, shift_index, shift_start
+from .rotations import after, bounded, on_call, shift_index, shift_start
 
 MAX_SHIFTS = 5000  # a feed of 8 weeks of 10-minute shifts is long enough for anyone
 HORIZON = timedelta(days=366)  # how far "who is next" looks
@@ -85,7 +85,8 @@ def current_start(rotation: Rotation, at: datetime) -> datetime:
     """Where the stretch going on at ``at`` began: its scheduled hand-off, or the override's start."""
     candidates = [shift_start(rotation, shift_index(rotation, at))]
     candidates += [o.start for o in rotation.overrides if o.start <= at < o.end]
-    return shifts(rotation, min(candidates), at + timedelta(microseconds=1))[-1].start
+    found = shifts(rotation, min(candidates), after(at, timedelta(microseconds=1)))
+    return found[-1].start if found else min(candidates)  # empty only at the range's last instant
 
 
 def shifts(rotation: Rotation, start: datetime, end: datetime, limit: int = MAX_SHIFTS) -> list[Shift]:
@@ -94,12 +95,14 @@ def shifts(rotation: Rotation, start: datetime, end: datetime, limit: int = MAX_
         return []
     points = {start, end}
     index = shift_index(rotation, start)
+    previous = start
     while len(points) <= limit:
         index += 1
         handoff = shift_start(rotation, index)
-        if handoff >= end:
+        if handoff >= end or handoff <= previous:  # past the end, or held at the range's bound
             break
         points.add(handoff)
+        previous = handoff
     for override in rotation.overrides:
         points.update(t for t in (override.start, override.end) if start < t < end)
     ordered = sorted(points)
@@ -127,11 +130,15 @@ class OnCallNow:
 
 
 def now_and_next(name: str, rotation: Rotation, at: datetime) -> OnCallNow:
-    """Who is primary at ``at``, until when (the next change of person), and who comes next."""
+    """Who is primary at ``at``, until when (the next change of person), and who comes next.
+
+    An ``at`` beyond the range the rotation arithmetic answers for is taken at its bound.
+    """
+    at = bounded(at)
     who = on_call(rotation, at)
-    step = max(rotation.length * 2, timedelta(days=1))
+    step = max(min(rotation.length, HORIZON) * 2, timedelta(days=1))
     while True:
-        horizon = at + min(step, HORIZON)
+        horizon = after(at, min(step, HORIZON))
         ahead = shifts(rotation, at, horizon)
         changes = [shift for shift in ahead if shift.person != who.primary]
         if changes or step >= HORIZON:

@@ -8,6 +8,12 @@ from zoneinfo import ZoneInfo
 from .organisation import Rotation
 
 _DAY = timedelta(days=1)
+# The instants this arithmetic answers for: datetime's own range less two days at each end, room
+# for a zone's offset and a hand-off time. A client may send any RFC 3339 time (years 1 to 9999,
+# any offset), and one near either end would overflow a local-time conversion or a hand-off
+# sum; it is answered as at the nearest bound instead (a query, never a refusal).
+EARLIEST = datetime.min.replace(tzinfo=timezone.utc) + 2 * _DAY
+LATEST = datetime.max.replace(tzinfo=timezone.utc) - 2 * _DAY
 
 
 @dataclass(frozen=True)
@@ -16,7 +22,25 @@ class OnCall:
     secondary: str
 
 
+def bounded(at: datetime) -> datetime:
+    """``at`` in UTC, moved to EARLIEST or LATEST if it lies beyond them (aware datetimes only)."""
+    if at < EARLIEST:
+        return EARLIEST
+    if at > LATEST:
+        return LATEST
+    return at.astimezone(timezone.utc)
+
+
+def after(at: datetime, delta: timedelta) -> datetime:
+    """``at + delta``, stopping at LATEST rather than overflowing."""
+    try:
+        return min(bounded(at) + delta, LATEST)
+    except OverflowError:
+        return LATEST
+
+
 def _scheduled_index(rotation: Rotation, at: datetime) -> int:
+    at = bounded(at)
     zone = ZoneInfo(rotation.time_zone)
     if rotation.length % _DAY == timedelta(0):
         # Whole-day shifts follow the wall clock: the hand-off stays at 09:00
@@ -38,13 +62,19 @@ def shift_index(rotation: Rotation, at: datetime) -> int:
 
 
 def shift_start(rotation: Rotation, index: int) -> datetime:
-    """When scheduled shift ``index`` begins, in UTC (the inverse of ``shift_index``)."""
+    """When scheduled shift ``index`` begins, in UTC (the inverse of ``shift_index``).
+
+    A shift that would begin beyond the range answered for begins at its bound.
+    """
     zone = ZoneInfo(rotation.time_zone)
-    if rotation.length % _DAY == timedelta(0):
-        day = rotation.start + timedelta(days=index * (rotation.length // _DAY))
-        return datetime.combine(day, rotation.handoff, tzinfo=zone).astimezone(timezone.utc)
-    begin = datetime.combine(rotation.start, rotation.handoff, tzinfo=zone).astimezone(timezone.utc)
-    return begin + index * rotation.length
+    try:
+        if rotation.length % _DAY == timedelta(0):
+            day = rotation.start + timedelta(days=index * (rotation.length // _DAY))
+            return bounded(datetime.combine(day, rotation.handoff, tzinfo=zone))
+        begin = datetime.combine(rotation.start, rotation.handoff, tzinfo=zone).astimezone(timezone.utc)
+        return bounded(begin + index * rotation.length)
+    except OverflowError:
+        return LATEST if index > 0 else EARLIEST
 
 
 def on_call(rotation: Rotation, at: datetime) -> OnCall:

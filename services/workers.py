@@ -7,25 +7,31 @@ on the configured ports. With ``WORKERS=N`` every shared service runs N processe
 keeps its Faust data under ``DATA_DIR/<service>-<k>``, and joins the same consumer group
 as its siblings (same ``APP_PREFIX``), so Kafka splits the partitions between them.
 
-The metrics service stays one worker: its windowed gauges (means, rates) are computed from
-its whole table at scrape time and a worker holding half the partitions would export half
-the truth (see the README, "Growing past one machine"). The web console stays one too.
+Metrics is shared too: its workers split the counting, and each exports every incident's
+numbers from a mirror of the whole tables (shared/kafka/changelog_mirror.py), because its
+windowed gauges are means over every incident and a worker's own tables hold only its
+partitions. The web console stays one process (it holds only sessions).
 
     python -m services.workers names WORKERS       the process names, one a line
     python -m services.workers env SERVICE WORKER  the environment a worker adds (KEY=VALUE lines)
+    python -m services.workers prometheus WORKERS OUT
+                                                   a Prometheus config scraping every worker
 """
 from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 from typing import Mapping
+
+import yaml
 
 from shared.settings import Settings
 
 # Shared between workers through Kafka's consumer groups (ingestion is stateless).
-SHARED = ("ingestion", "recorder", "triage", "escalation", "notification")
-# Always one process: metrics (gauges from its whole table) and the web console.
-SINGLE = ("metrics", "web")
+SHARED = ("ingestion", "recorder", "triage", "escalation", "notification", "metrics")
+# Always one process: the web console.
+SINGLE = ("web",)
 ORDER = ("ingestion", "recorder", "triage", "escalation", "notification", "metrics", "web")
 DEFAULT_PORT_STEP = 1000
 
@@ -36,6 +42,7 @@ _PORTS = {
     "triage": ("FAUST_WEB_PORT_BASE",),
     "escalation": ("FAUST_WEB_PORT_BASE",),
     "notification": ("FAUST_WEB_PORT_BASE",),
+    "metrics": ("METRICS_PORT",),
 }
 
 
@@ -82,6 +89,46 @@ def worker_env(service: str, worker: int, env: Mapping[str, str]) -> dict[str, s
     return added
 
 
+PROMETHEUS_TEMPLATE = Path(__file__).resolve().parents[1] / "deploy" / "prometheus" / "prometheus.yml"
+SCRAPE_JOB = "incident-platform"
+
+
+def metrics_port(service: str, worker: int, env: Mapping[str, str]) -> int:
+    """The port serving ``/metrics`` for worker ``worker`` of ``service`` (0: the only one)."""
+    from shared.kafka.faust_app import SERVICE_INDEX  # the Faust web port of each service
+
+    if service == "metrics":
+        port = int(env.get("METRICS_PORT") or _default("METRICS_PORT"))
+    elif service == "ingestion":
+        port = int(env.get("INGESTION_PORT") or _default("INGESTION_PORT"))
+    elif service == "recorder":
+        port = int(env.get("RECORDER_PORT") or _default("RECORDER_PORT"))
+    else:
+        port = int(env.get("FAUST_WEB_PORT_BASE") or _default("FAUST_WEB_PORT_BASE")) + SERVICE_INDEX[service]
+    return port + port_shift(worker, env)
+
+
+def prometheus_config(template: dict, workers: int, env: Mapping[str, str], rules_dir: Path) -> dict:
+    """``template`` (deploy/prometheus/prometheus.yml, written for one process per service)
+    with its scrape job listing every process: with several workers, one target each, labelled
+    with its ``service`` and its ``worker``, so that no worker goes unscraped and a per-worker
+    series never collides with its sibling's (sum them by ``service``). Rule files are made
+    absolute: the config is written elsewhere."""
+    config = dict(template)
+    config["rule_files"] = [str(rules_dir / name) for name in template.get("rule_files", [])]
+    scraped = {group["labels"]["service"] for job in template["scrape_configs"] if job["job_name"] == SCRAPE_JOB
+               for group in job["static_configs"]}
+    groups = []
+    for _, service, worker in process_names(workers):
+        if service not in scraped:
+            continue  # the web console has no /metrics of its own
+        labels = {"service": service, **({"worker": str(worker)} if worker else {})}
+        groups.append({"targets": [f"127.0.0.1:{metrics_port(service, worker, env)}"], "labels": labels})
+    config["scrape_configs"] = [dict(job, static_configs=groups) if job["job_name"] == SCRAPE_JOB else job
+                                for job in template["scrape_configs"]]
+    return config
+
+
 def main(argv: list[str]) -> None:
     if len(argv) == 2 and argv[0] == "names":
         for name, _, _ in process_names(int(argv[1])):
@@ -89,6 +136,10 @@ def main(argv: list[str]) -> None:
     elif len(argv) == 3 and argv[0] == "env":
         for key, value in worker_env(argv[1], int(argv[2]), os.environ).items():
             print(f"{key}={value}")
+    elif len(argv) == 3 and argv[0] == "prometheus":
+        template = yaml.safe_load(PROMETHEUS_TEMPLATE.read_text())
+        config = prometheus_config(template, int(argv[1]), os.environ, PROMETHEUS_TEMPLATE.parent)
+        Path(argv[2]).write_text(yaml.safe_dump(config, sort_keys=False))
     else:
         raise SystemExit(__doc__)
 

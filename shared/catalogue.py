@@ -33,7 +33,7 @@ class TopicSpec:
 
 
 ALERTS_INTAKE = TopicSpec(
-    "alerts.intake", "fingerprint (any key accepted)", m.NativeAlert,
+    "alerts.intake", "correlation key; fingerprint for dedup-key follow-ups (any key accepted)", m.NativeAlert,
     ("ingestion", "escalation (heartbeats)", "monitoring systems"), ("triage", "metrics"),
     "Every accepted alert, in the native alert format.", public=True,
 )

@@ -90,7 +90,7 @@ readyz_url() {
     triage) echo "http://127.0.0.1:$base/readyz" ;;
     escalation) echo "http://127.0.0.1:$((base + 1))/readyz" ;;
     notification) echo "http://127.0.0.1:$((base + 2))/readyz" ;;
-    metrics) echo "http://127.0.0.1:$METRICS_PORT/readyz" ;;
+    metrics) echo "http://127.0.0.1:$((METRICS_PORT + shift))/readyz" ;;
     web) echo "http://127.0.0.1:$WEB_PORT/readyz" ;;
   esac
 }
@@ -152,7 +152,8 @@ stop_one() {
 }
 
 # Prometheus is optional: started when Debian's binary is there (make test installs it),
-# scraping every service with deploy/prometheus/prometheus.yml and its alert rules.
+# scraping every service (every worker of it) with deploy/prometheus/prometheus.yml's
+# settings and its alert rules.
 PROMETHEUS_PORT=${PROMETHEUS_PORT:-9090}
 
 prometheus_pid() {
@@ -168,7 +169,9 @@ start_prometheus() {
   command -v prometheus >/dev/null 2>&1 || return 0
   prometheus_pid >/dev/null && return 0
   mkdir -p "$STATE_DIR/prometheus"
-  (cd "$REPO_ROOT/deploy/prometheus" && exec setsid prometheus --config.file=prometheus.yml \
+  # deploy/prometheus/prometheus.yml with one target per worker (services/workers.py).
+  (cd "$REPO_ROOT" && "$PY" -m services.workers prometheus "$WORKERS" "$STATE_DIR/run/prometheus.yml") || return 1
+  (cd "$REPO_ROOT/deploy/prometheus" && exec setsid prometheus --config.file="$STATE_DIR/run/prometheus.yml" \
     --storage.tsdb.path="$STATE_DIR/prometheus" --web.listen-address="127.0.0.1:$PROMETHEUS_PORT" \
     >>"$STATE_DIR/logs/prometheus.log" 2>&1) &
   echo $! >"$STATE_DIR/run/prometheus.pid"
@@ -212,9 +215,9 @@ EOT
   if ((WORKERS > 1)); then
     local k
     for ((k = 2; k <= WORKERS; k++)); do
-      echo "  worker $k          API http://127.0.0.1:$((INGESTION_PORT + (k - 1) * WORKER_PORT_STEP)), recorder :$((RECORDER_PORT + (k - 1) * WORKER_PORT_STEP)), Faust web from :$((${FAUST_WEB_PORT_BASE:-6066} + (k - 1) * WORKER_PORT_STEP))"
+      echo "  worker $k          API http://127.0.0.1:$((INGESTION_PORT + (k - 1) * WORKER_PORT_STEP)), recorder :$((RECORDER_PORT + (k - 1) * WORKER_PORT_STEP)), Faust web from :$((${FAUST_WEB_PORT_BASE:-6066} + (k - 1) * WORKER_PORT_STEP)), metrics :$((METRICS_PORT + (k - 1) * WORKER_PORT_STEP))"
     done
-    echo "  one worker only   metrics (its gauges come from its whole table) and the web console"
+    echo "  one process only  the web console (every metrics worker exports every incident's numbers)"
   fi
   if prometheus_pid >/dev/null; then
     echo "  Prometheus        http://127.0.0.1:$PROMETHEUS_PORT   (scrapes every service; alert rules loaded)"

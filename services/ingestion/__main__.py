@@ -12,8 +12,9 @@ def main() -> None:
     settings, org = prepare("ingestion")
     app = create_server(settings, org)
     # uvloop and httptools: the C event loop and HTTP parser cut intake latency under load.
-    # No proxy-header rewriting: nothing here reads the client's address, and it cost a
-    # middleware call per request.
+    # No proxy-header rewriting (it cost a middleware call per request): the client's address
+    # that the failed-authentication throttle keys on (edge.py) is the TCP peer, so behind a
+    # reverse proxy it is the proxy's (README, troubleshooting).
     uvicorn.run(app, host=settings.ingestion_host, port=settings.ingestion_port, log_level=settings.log_level.lower(),
                 access_log=False, loop="uvloop", http="httptools", proxy_headers=False)
 

@@ -12,7 +12,9 @@ from shared import catalogue as cat
 from shared.domain import metrics as defs
 from shared.domain.organisation import Organisation
 from shared.domain.visibility import visible
+from shared.background import essential
 from shared.kafka.batches import batch_agent, write
+from shared.kafka.changelog_mirror import ChangelogMirror
 from shared.kafka.faust_app import create_app, declare, table
 from shared.kafka.streams import origin_of
 from shared.messages import AuditEvent, AuditHead, CommunicationRecord, HeartbeatPing
@@ -85,18 +87,36 @@ def build(settings: Settings, org: Organisation) -> faust.App:
     sources = app.topic(*(spec.name for spec in _SOURCES), key_serializer="raw", value_serializer="raw")
     batch_agent(app, sources, fold, dead, SERVICE)
 
+    # What /metrics reads: the tables themselves when this is the only worker; with several,
+    # a mirror of every partition, since this worker's tables hold only the ones it owns and
+    # partial means cannot be added (shared/kafka/changelog_mirror.py).
+    tables = {"incident_facts": facts, "notification_log": notification_log, "partition_counts": partition_counts,
+              "heartbeat_last_pings": last_pings}
+    mirror = None
+    if settings.worker:
+        mirror = ChangelogMirror(settings.kafka_bootstrap,
+                                 {name: t.changelog_topic.get_topic_name() for name, t in tables.items()}, n,
+                                 client_id=f"{settings.app_prefix}-{SERVICE}-{settings.worker}-mirror")
+        tables = mirror.tables
+
+        @app.task
+        async def mirror_tables() -> None:
+            await essential(mirror.run(), "table mirror")
+    facts_view, log_view = tables["incident_facts"], tables["notification_log"]
+    counts_view, pings_view = tables["partition_counts"], tables["heartbeat_last_pings"]
+
     def registry_of(include_restricted: bool) -> CollectorRegistry:
         """Every incident's numbers (what Prometheus scrapes), or only those of incidents anyone may
         know of (what the console shows a role that may not read restricted ones)."""
 
         def incidents() -> list[tuple[str, dict]]:
-            return [(key, v) for key, v in list(facts.items())
+            return [(key, v) for key, v in list(facts_view.items())
                     if v and visible(v.get("restricted", False), include_restricted)]
 
         def logs() -> list[dict]:
-            hidden = set() if include_restricted else {key for key, v in list(facts.items())
+            hidden = set() if include_restricted else {key for key, v in list(facts_view.items())
                                                        if v and v.get("restricted", False)}
-            return [v for key, v in list(notification_log.items()) if v and key not in hidden]
+            return [v for key, v in list(log_view.items()) if v and key not in hidden]
 
         registry = CollectorRegistry(auto_describe=False)
         registry.register(
@@ -106,9 +126,9 @@ def build(settings: Settings, org: Organisation) -> faust.App:
                 counts=lambda: [
                     *(v.get("counts", {}) for _, v in incidents()),
                     *handlers.notification_counts(logs()),
-                    *(v.get("counts", {}) for v in list(partition_counts.values()) if v),
+                    *(v.get("counts", {}) for v in list(counts_view.values()) if v),
                 ],
-                pings=lambda: {name: datetime.fromisoformat(v["at"]) for name, v in list(last_pings.items()) if v},
+                pings=lambda: {name: datetime.fromisoformat(v["at"]) for name, v in list(pings_view.items()) if v},
             )
         )
         return registry
@@ -117,7 +137,9 @@ def build(settings: Settings, org: Organisation) -> faust.App:
 
     @app.page("/metrics")
     async def metrics(web, request):
-        if app.rebalancing or app.in_recovery or not app.tables.recovery.completed.is_set():
+        if mirror is not None and not mirror.caught_up.is_set():
+            return web.text("the table mirror is catching up with the changelogs", status=503)
+        if mirror is None and (app.rebalancing or app.in_recovery or not app.tables.recovery.completed.is_set()):
             # Half-recovered tables would export too-small counters (a false reset) and wrong means;
             # a failed scrape is honest, and the ServiceDown rule's `for` rides over it.
             return web.text("tables are recovering", status=503)

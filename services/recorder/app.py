@@ -68,7 +68,7 @@ async def serve(settings: Settings) -> None:
     await producer.start()
     consumer = consumer_for(settings.kafka_bootstrap, f"{settings.app_prefix}-recorder", settings.worker)
     await consumer.start()
-    loop = RecorderLoop(consumer, BatchWriter(pool, settings.alert_refs_per_incident), producer, Probes(SERVICE))
+    loop = RecorderLoop(consumer, BatchWriter(pool, settings.alert_refs_per_incident, settings.database_url), producer, Probes(SERVICE))
     server = uvicorn.Server(uvicorn.Config(
         http_app(loop, settings), host=settings.recorder_host, port=settings.recorder_port,
         log_level=settings.log_level.lower(), access_log=False, lifespan="off", loop="none",

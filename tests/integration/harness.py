@@ -64,6 +64,24 @@ def wait_until(condition: Callable[[], Any], timeout: float = 30.0, interval: fl
     raise AssertionError(f"timed out after {timeout}s waiting for {what}" + (f" (last error: {last_error})" if last_error else ""))
 
 
+def remember_pid(logs: Path, pid: int) -> None:
+    """test.sh stops whatever is listed here if pytest itself is killed."""
+    with open(logs.parent / "run" / "harness.pids", "a") as pids:
+        pids.write(f"{pid}\n")
+
+
+def end_process(proc: subprocess.Popen, sig: int = signal.SIGTERM, timeout: float = 30.0) -> None:
+    """Stop ``proc`` with ``sig``, then SIGKILL should it not exit within ``timeout``."""
+    if proc.poll() is not None:
+        return
+    proc.send_signal(sig)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=10)
+
+
 def wait_while_progressing(measure: Callable[[], Any], done: Callable[[Any], bool], what: str,
                            amount: Callable[[Any], float] = lambda value: value,
                            stall: float = 90.0, limit: float = 1200.0, interval: float = 1.0):
@@ -231,9 +249,7 @@ class Platform:
              "--child-pidfile", str(self.child_pidfile(name))],
             cwd=REPO, env=self.env, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True,
         )
-        # test.sh stops whatever is listed here if pytest itself is killed.
-        with open(self.logs.parent / "run" / "harness.pids", "a") as pids:
-            pids.write(f"{self.procs[name].pid}\n")
+        remember_pid(self.logs, self.procs[name].pid)
 
     def child_pidfile(self, name: str) -> Path:
         return self.logs.parent / "run" / f"{name}.child.pid"
@@ -263,7 +279,7 @@ class Platform:
         if service == "recorder":
             return f"http://127.0.0.1:{self.port('RECORDER_PORT', name)}/readyz"
         if service == "metrics":
-            return f"http://127.0.0.1:{self.env['METRICS_PORT']}/readyz"
+            return f"http://127.0.0.1:{self.port('METRICS_PORT', name)}/readyz"
         index = ("triage", "escalation", "notification").index(service)
         return f"http://127.0.0.1:{self.port('FAUST_WEB_PORT_BASE', name) + index}/readyz"
 
@@ -315,14 +331,8 @@ class Platform:
     def stop(self, name: str, sig: int = signal.SIGTERM, timeout: float = 30.0) -> None:
         """Stop ``name`` and its supervisor (SIGTERM: a clean stop)."""
         proc = self.procs.get(name)
-        if proc is None or proc.poll() is not None:
-            return
-        proc.send_signal(sig)
-        try:
-            proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
+        if proc is not None:
+            end_process(proc, sig, timeout)
 
     def kill(self, name: str, sig: int = signal.SIGKILL, timeout: float = 30.0) -> int:
         """Kill the service process itself with ``sig``, as a crash would; the supervisor

@@ -33,10 +33,11 @@ BY_SEVERITY = ("mttr_minutes", "mttr_incidents", "reopen_rate", "reopen_rate_inc
                "time_to_acknowledge_minutes")
 
 
-def scrape(platform) -> dict[str, dict[tuple, float]] | None:
-    """name -> {sorted label pairs -> value}; None while the service is down or recovering."""
+def scrape(platform, url: str | None = None) -> dict[str, dict[tuple, float]] | None:
+    """name -> {sorted label pairs -> value}; None while the service is down or recovering.
+    ``url``: another metrics worker's /metrics than the platform's (the first's)."""
     try:
-        response = httpx.get(platform.metrics_url, timeout=5)
+        response = httpx.get(url or platform.metrics_url, timeout=5)
     except httpx.HTTPError:
         return None
     if response.status_code != 200:

@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from harness import REPO, TEST_CONFIG, wait_until
+from harness import REPO, TEST_CONFIG, end_process, remember_pid, wait_until
 
 INCIDENTCTL = Path(sys.executable).with_name("incidentctl")
 FIXTURES = REPO / "tests" / "fixtures" / "import"
@@ -68,8 +68,7 @@ def test_apply_writes_an_organisation_the_service_starts_with_and_a_rerun_change
     with open(log, "wb") as handle:
         proc = subprocess.Popen([sys.executable, "-m", "services.ingestion"], cwd=REPO, env=env, stdout=handle,
                                 stderr=subprocess.STDOUT, start_new_session=True)
-    with open(platform.logs.parent / "run" / "harness.pids", "a") as pids:
-        pids.write(f"{proc.pid}\n")  # test.sh stops it should pytest itself be killed
+    remember_pid(platform.logs, proc.pid)
     try:
         def ready() -> bool:
             assert proc.poll() is None, f"ingestion exited with {proc.returncode}:\n{log.read_text()[-2000:]}"
@@ -77,12 +76,7 @@ def test_apply_writes_an_organisation_the_service_starts_with_and_a_rerun_change
 
         wait_until(ready, timeout=60, what="ingestion to start with the imported organisation")
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
+        end_process(proc, timeout=20)
 
 
 def test_a_bad_export_writes_nothing_and_says_why(organisation, tmp_path):

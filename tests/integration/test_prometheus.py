@@ -5,20 +5,17 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
-from dataclasses import dataclass
+import sys
 from datetime import datetime, timedelta
-from pathlib import Path
 
 import httpx
 import pytest
-import yaml
 
 from harness import REPO, wait_until
 from metrics_queries import from_database, incident_id_for, now, scrape
+from prometheus_process import DEPLOY, running_prometheus, tool
 
-DEPLOY = REPO / "deploy" / "prometheus"
 RULES = {
     "IncidentServiceDown", "IncidentMttrTargetBreached", "IncidentMeanTimeToResolveAboveTarget",
     "IncidentEscalationFailed", "IncidentPostmortemsOverdue", "IncidentPostmortemCompletionLow",
@@ -26,81 +23,22 @@ RULES = {
 }
 
 
-def tool(name: str) -> str:
-    path = shutil.which(name)
-    assert path, f"{name} is missing: deploy/scripts/observability.sh installs Debian's prometheus package"
-    return path
-
-
-def test_the_scrape_config_is_valid_and_the_alert_rules_do_what_their_tests_say():
-    for args in (["check", "config", "prometheus.yml"], ["test", "rules", "rules_test.yml"]):
+def test_the_scrape_config_is_valid_and_the_alert_rules_do_what_their_tests_say(tmp_path):
+    # The one make up WORKERS=2 writes too (deploy/scripts/services.sh): every worker a target.
+    workers = tmp_path / "prometheus-workers.yml"
+    subprocess.run([sys.executable, "-m", "services.workers", "prometheus", "2", str(workers)], cwd=REPO, check=True,
+                   timeout=60)
+    for args in (["check", "config", "prometheus.yml"], ["check", "config", str(workers)],
+                 ["test", "rules", "rules_test.yml"]):
         result = subprocess.run([tool("promtool"), *args], cwd=DEPLOY, capture_output=True, text=True, timeout=60)
         assert result.returncode == 0, result.stdout + result.stderr
 
 
-@dataclass
-class Prometheus:
-    url: str
-
-    def query(self, expr: str) -> dict[str, float]:
-        """The instant vector, keyed by the ``severity`` or ``service`` label (whichever is there)."""
-        response = httpx.get(f"{self.url}/api/v1/query", params={"query": expr}, timeout=5)
-        response.raise_for_status()
-        body = response.json()
-        assert body["status"] == "success", body
-        return {
-            r["metric"].get("severity") or r["metric"].get("service", ""): float(r["value"][1])
-            for r in body["data"]["result"]
-        }
-
-
-def scrape_config(platform, path: Path) -> None:
-    """The repository's prometheus.yml, pointed at the test ports and scraping every second."""
-    env = platform.env
-    base = int(env["FAUST_WEB_PORT_BASE"])
-    ports = {"ingestion": env["INGESTION_PORT"], "recorder": env["RECORDER_PORT"], "triage": base,
-             "escalation": base + 1, "notification": base + 2, "metrics": env["METRICS_PORT"]}
-    config = yaml.safe_load((DEPLOY / "prometheus.yml").read_text())
-    config["global"].update(scrape_interval="1s", scrape_timeout="1s", evaluation_interval="1s")
-    config["rule_files"] = [str(DEPLOY / "rules.yml")]
-    services = set()
-    for job in config["scrape_configs"]:
-        for group in job["static_configs"]:
-            service = group["labels"]["service"]
-            services.add(service)
-            group["targets"] = [f"127.0.0.1:{ports[service]}"]
-    assert services == set(ports), "the scrape config names every service"
-    path.write_text(yaml.safe_dump(config))
-
-
 @pytest.fixture(scope="module")
 def prometheus(platform, tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("prometheus")
-    scrape_config(platform, workdir / "prometheus.yml")
     port = 19190 + int(os.environ.get("TEST_PORT_OFFSET", "0"))
-    url = f"http://127.0.0.1:{port}"
-    with open(workdir / "prometheus.log", "wb") as log:
-        process = subprocess.Popen(
-            [tool("prometheus"), f"--config.file={workdir / 'prometheus.yml'}",
-             f"--storage.tsdb.path={workdir / 'data'}", f"--web.listen-address=127.0.0.1:{port}",
-             "--storage.tsdb.retention.time=1h", "--log.level=warn"],
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        )
-    try:
-        def ready() -> bool:
-            if process.poll() is not None:
-                raise RuntimeError(f"prometheus exited with {process.returncode}: {(workdir / 'prometheus.log').read_text()}")
-            return httpx.get(f"{url}/-/ready", timeout=2).status_code == 200
-
-        wait_until(ready, timeout=60, what="prometheus to be ready")
-        yield Prometheus(url)
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
+    with running_prometheus(tmp_path_factory.mktemp("prometheus"), port, platform.env, platform.logs) as running:
+        yield running
 
 
 def test_prometheus_scrapes_every_service_and_loads_the_rules(prometheus):

@@ -146,3 +146,8 @@ def test_an_alerts_labels_reach_its_incident_record(platform, intake, admin, uni
     again = wait_until(lambda: (r := admin.get(f"/v1/incidents/{incident['incident_id']}").json())["alert_count"] == 2
                        and r, what="the second alert recorded")
     assert [(a["count"], a["labels"]) for a in again["alerts"]] == [(2, labels)]
+
+
+def test_the_writer_asks_the_real_server_whether_it_answers(platform):
+    """What tells a stuck client from an outage (writer.ClientStuck) sees the running PostgreSQL."""
+    assert asyncio.run(BatchWriter(None, 10, os.environ["DATABASE_URL"]).server_answers()) is True

@@ -98,3 +98,23 @@ def test_readme_topic_table_is_the_catalogue():
 def test_readme_names_the_two_commands():
     readme = (REPO / "README.md").read_text()
     assert "make run" in readme and "make test" in readme
+
+
+def test_compose_runs_workers_replicas_of_each_shared_service_and_prometheus_finds_each():
+    from services.workers import SHARED, SINGLE
+
+    services = _compose()["services"]
+    replicated = {name for name, spec in services.items() if "deploy" in spec}
+    # Ingestion and metrics publish their ports, so compose keeps them one container each.
+    assert replicated == set(SHARED) - {"ingestion", "metrics"}
+    for name in replicated:
+        assert _resolved(services[name]["deploy"]) == {"replicas": "1"}
+        assert _resolved(services[name]["deploy"], {"WORKERS": "2"}) == {"replicas": "2"}
+    assert not set(SINGLE) & replicated
+    prometheus = yaml.safe_load((REPO / "deploy" / "prometheus" / "prometheus.compose.yml").read_text())
+    (job,) = prometheus["scrape_configs"]
+    assert "static_configs" not in job  # a fixed target would scrape one replica of many
+    found = {sd["names"][0]: sd["port"] for sd in job["dns_sd_configs"]}
+    assert found == {"ingestion": 8080, "recorder": 8091, "triage": 6066, "escalation": 6067,
+                     "notification": 6068, "metrics": 9108}
+    assert {"source_labels": ["__meta_dns_name"], "target_label": "service"} in job["relabel_configs"]

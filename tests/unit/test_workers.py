@@ -21,14 +21,17 @@ def test_one_worker_is_todays_layout():
     assert worker_env("triage", 0, {}) == {}
 
 
-def test_two_workers_name_each_process_and_keep_metrics_and_web_single():
+def test_two_workers_name_each_process_and_keep_the_web_console_single():
     names = [name for name, _, _ in process_names(2)]
     assert names == ["ingestion-1", "ingestion-2", "recorder-1", "recorder-2", "triage-1", "triage-2",
-                     "escalation-1", "escalation-2", "notification-1", "notification-2", "metrics", "web"]
+                     "escalation-1", "escalation-2", "notification-1", "notification-2", "metrics-1", "metrics-2",
+                     "web"]
     assert parse_name("triage-2") == ("triage", 2)
-    assert parse_name("metrics") == ("metrics", 0)
+    assert parse_name("metrics-2") == ("metrics", 2)
+    assert parse_name("web") == ("web", 0)
+    assert worker_env("metrics", 2, {"METRICS_PORT": "19108"}) == {"WORKER": "2", "METRICS_PORT": "20108"}
     with pytest.raises(ValueError):
-        worker_env("metrics", 2, {})
+        worker_env("web", 2, {})
     with pytest.raises(ValueError):
         process_names(0)
 

@@ -8,6 +8,9 @@
    down) in the middle of a storm: its partitions move to the other worker, which rebuilds
    their table state from the changelogs; nothing is lost, no incident is duplicated, and
    the time to hand over is measured.
+3. Prometheus, on the configuration make up WORKERS=2 writes, scrapes every worker.
+4. Each of two metrics workers, owning half the partitions, exports every incident's numbers,
+   the same as the other's and as PostgreSQL's.
 
 Alerts go to every ingestion worker in turn (two intake processes on their own ports).
 """
@@ -26,8 +29,9 @@ import httpx
 
 from fault_accounting import Accounting, intake_copies
 from harness import sql, sql_snapshot, wait_until
-from metrics_queries import scrape
+from metrics_queries import differences, exported, from_database, scrape, wait_for_agreement
 from pipeline_lag import consumer_lag
+from prometheus_process import running_prometheus
 from services.group_status import describe, owned
 from services.workers import process_names
 
@@ -105,6 +109,9 @@ def _drained(what: str, timeout: float = 240) -> None:
 
 
 def _metrics(platform) -> dict[str, dict[tuple, float]]:
+    """The exporter's samples once they agree with PostgreSQL: with two metrics workers the first
+    one's /metrics reads a mirror of the changelogs, a fetch behind the tables' writes."""
+    wait_for_agreement(platform, timeout=60)
     return wait_until(lambda: scrape(platform), timeout=60, what="the metrics exporter to answer")
 
 
@@ -222,6 +229,50 @@ def test_the_same_storm_gives_the_same_result_with_one_and_two_workers(cluster, 
     assert sum(v for (name, _), v in one_metrics.items() if name == "alerts_received_total") == ALERTS, one_metrics
     assert sum(v for (name, _), v in one_metrics.items() if name == "incidents_opened_total") == KEYS, one_metrics
     assert sum(v for (name, _), v in one_metrics.items() if name == "incidents_reopened_total") == len(RESOLVED)
+
+
+def test_prometheus_scrapes_every_worker(cluster, tmp_path):
+    platform = cluster.run(2)
+    port = 19195 + int(os.environ.get("TEST_PORT_OFFSET", "0"))
+    expected = {(service, str(worker) if worker else None) for _, service, worker in process_names(2) if service != "web"}
+    with running_prometheus(tmp_path, port, platform.env, platform.logs, workers=2) as prometheus:
+        def every_worker_up():
+            series = {(labels["service"], labels.get("worker")): value
+                      for labels, value in prometheus.vector('up{job="incident-platform"}')}
+            return series if set(series) == expected and all(series.values()) else None
+
+        up = wait_until(every_worker_up, timeout=60, what=f"all {len(expected)} processes up in prometheus")
+        # Each worker's own process series, not one worker's twice.
+        starts = {(labels["service"], labels.get("worker")): value
+                  for labels, value in prometheus.vector('process_start_time_seconds{service="triage"}')}
+    assert ("triage", "2") in up and len(set(starts.values())) == 2, starts
+
+
+def test_each_metrics_worker_exports_every_incidents_numbers(cluster, tokens):
+    platform = cluster.run(2)
+    groups = asyncio.run(describe(os.environ["KAFKA_BOOTSTRAP"], PREFIX))
+    (metrics_group,) = [g for g in groups if g[1] == f"{PREFIX}-metrics" and g[2] == "Stable"]
+    shares = {member[1]: owned(member[4], 4)[0] for member in metrics_group[5]}
+    assert len(shares) == 2 and all(shares.values()), shares  # the counting is shared
+    # Some numbers to agree on, should the storms not have run first.
+    codes = _send(_intake_urls(platform), tokens["integration"], _alerts(os.urandom(3).hex() + "m", range(200)))
+    assert set(codes) == {202}, Counter(codes)
+    second = f"http://127.0.0.1:{platform.port('METRICS_PORT', 'metrics-2')}/metrics"
+    last: dict = {}
+
+    def agree():
+        one, two = scrape(platform), scrape(platform, second)
+        if one is None or two is None:
+            return None
+        mine, theirs, database = exported(one), exported(two), from_database()
+        last.update(workers=differences(mine, theirs), database=differences(mine, database))
+        return mine if not last["workers"] and not last["database"] else None
+
+    try:
+        numbers = wait_until(agree, timeout=120, interval=0.5, what="both metrics workers to agree with PostgreSQL")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}: {last}") from None
+    assert numbers["incidents_open"], numbers  # the alerts just sent opened incidents, and both count them
 
 
 def _triage_members() -> dict[str, list[int]]:

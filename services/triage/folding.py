@@ -32,8 +32,11 @@ class FingerprintState(BaseModel):
     ref: AlertRef
 
 
+STATE_KEY_SEPARATOR = "\x1f"  # a correlation key never holds it (services/repartition/rules.py splits on it)
+
+
 def state_key(correlation_key: str, fingerprint: str) -> str:
-    return f"{correlation_key}\x1f{fingerprint}"
+    return f"{correlation_key}{STATE_KEY_SEPARATOR}{fingerprint}"
 
 
 @dataclass

@@ -39,3 +39,20 @@ async def _allocate(pool: asyncpg.Pool, opening_key: str, day: date) -> str:
                 incident_id,
             )
             return incident_id
+
+
+MOVED_PREFIX = "moved-"
+
+
+async def set_aside_openings(conn: asyncpg.Connection, moved_at: str) -> int:
+    """Rename every opening key allocated so far to ``moved-<moved_at>:<key>``; how many.
+
+    An opening key is made of the opening alert's position. On a new cluster positions start
+    at 0 again, and the same key would hand a new incident an old incident's id. Keys set
+    aside by an earlier move are left as they are.
+    """
+    status = await conn.execute(
+        "UPDATE incident_id_allocations SET opening_key = $1 || opening_key WHERE opening_key NOT LIKE $2",
+        f"{MOVED_PREFIX}{moved_at}:", f"{MOVED_PREFIX}%",
+    )
+    return int(status.split()[-1])

@@ -242,10 +242,12 @@ def test_prometheus_scrapes_every_worker(cluster, tmp_path):
             return series if set(series) == expected and all(series.values()) else None
 
         up = wait_until(every_worker_up, timeout=60, what=f"all {len(expected)} processes up in prometheus")
-        # Each worker's own process series, not one worker's twice.
-        starts = {(labels["service"], labels.get("worker")): value
-                  for labels, value in prometheus.vector('process_start_time_seconds{service="triage"}')}
-    assert ("triage", "2") in up and len(set(starts.values())) == 2, starts
+        # Each worker's own process, not one worker's twice: two series from two addresses (a
+        # port has one process). Not their start times: two workers the supervisor starts in the
+        # same 10 ms tick report the same process_start_time_seconds.
+        instances = {(labels["service"], labels.get("worker")): labels["instance"]
+                     for labels, _ in prometheus.vector('process_start_time_seconds{service="triage"}')}
+    assert ("triage", "2") in up and len(instances) == 2 and len(set(instances.values())) == 2, instances
 
 
 def test_each_metrics_worker_exports_every_incidents_numbers(cluster, tokens):

@@ -24,7 +24,7 @@ from shared.db import queries
 from shared.db.tokens import Principal
 from shared.domain.commands import PostUpdate
 from shared.domain.visibility import visible
-from shared.messages import CommandEnvelope, NativeAlert
+from shared.messages import NOT_BLANK, CommandEnvelope, NativeAlert
 
 from .errors import ApiError, field_errors
 from .formats import opsgenie as og
@@ -35,7 +35,10 @@ from .security import actor_name, can_see_restricted, client_of, principal_for
 router = APIRouter(tags=["opsgenie"])
 MAX_REQUEST_BYTES = 512 * 1024
 # Plain strings, checked here: a bad value is answered in Opsgenie's shape, not FastAPI's.
-Identifier = Annotated[str, Path(description="The alert's id (default) or alias, per identifierType")]
+# The document states the rule _alias applies (1 to 1024 characters, not only whitespace), in the
+# document only: a breach is answered in Opsgenie's error shape, not FastAPI's.
+Identifier = Annotated[str, Path(description="The alert's id (default) or alias, per identifierType",
+                                 json_schema_extra={"minLength": 1, "maxLength": 1024, "pattern": NOT_BLANK})]
 IdentifierType = Annotated[str, Query(alias="identifierType", json_schema_extra={"enum": ["id", "alias"]},
                                       description="`id` (the default) or `alias`; Opsgenie's `tiny` is not supported")]
 _RESULT_ACTIONS = {"create": "Create", "close": "Close", "acknowledge": "Acknowledge"}

@@ -16,6 +16,7 @@ from pydantic import BaseModel
 
 from ..domain.maintenance import MaintenanceWindow
 from ..domain.oncall import RotationOverride
+from .text_filters import MATCHES_NOTHING, storable
 
 
 @dataclass(frozen=True)
@@ -75,7 +76,9 @@ async def items(conn: asyncpg.Connection, kind: Kind, *, include_deleted: bool =
                 ending_after: datetime | None = None, **equal: Any) -> list:
     clauses, args = [], []
     for column, value in equal.items():
-        if value is not None:
+        if isinstance(value, str) and not storable(value):
+            clauses.append(MATCHES_NOTHING)
+        elif value is not None:
             args.append(value)
             clauses.append(f"{column} = ${len(args)}")
     if not include_deleted:

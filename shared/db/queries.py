@@ -5,6 +5,7 @@ from typing import Any
 
 import asyncpg
 
+from shared.db.text_filters import MATCHES_NOTHING, storable
 from shared.domain.visibility import SQL_HIDDEN
 
 
@@ -105,13 +106,17 @@ def _incident_filter(
 ) -> tuple[str, list[Any]]:
     clauses, args = [], []
     for column, value in (("service", service), ("severity", severity), ("team", team)):
-        if value is not None:
+        if value is not None and not storable(value):
+            clauses.append(MATCHES_NOTHING)
+        elif value is not None:
             args.append(value)
             clauses.append(f"{column} = ${len(args)}")
     if statuses:
         args.append(statuses)
         clauses.append(f"status = ANY(${len(args)}::text[])")
-    if text:
+    if text and not storable(text):
+        clauses.append(MATCHES_NOTHING)
+    elif text:
         args.append(_like(text))
         n = len(args)
         clauses.append(f"(incident_id ILIKE ${n} OR title ILIKE ${n} OR service ILIKE ${n}"
